@@ -110,4 +110,26 @@ def prefixes(base_iri: str) -> dict[str, str]:
     return table
 
 
-__all__ = ["EKG", "ONTOLOGY_IRI", "RESOURCE_KINDS", "SHAPES", "VOCABULARY_PREFIXES", "URIRef", "prefixes"]
+__all__ = [
+    "EKG",
+    "ONTOLOGY_IRI",
+    "RESOURCE_KINDS",
+    "SHAPES",
+    "VOCABULARY_PREFIXES",
+    "URIRef",
+    "prefixes",
+    "shorten",
+]
+
+
+def shorten(iri: str, table: dict[str, str]) -> str:
+    """``prefix:local`` for an IRI under one of the namespaces of ``table`` (longest first)."""
+    best = ""
+    for prefix, ns in table.items():
+        if iri.startswith(ns) and len(ns) > len(table.get(best, "")) and _local_ok(iri[len(ns) :]):
+            best = prefix
+    return f"{best}:{iri[len(table[best]) :]}" if best else iri
+
+
+def _local_ok(local: str) -> bool:
+    return bool(local) and all(c.isalnum() or c in "-_." for c in local) and not local.endswith(".")

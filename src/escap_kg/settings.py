@@ -13,7 +13,7 @@ DEFAULT_BASE_IRI = "https://w3id.org/escap-kg/"
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything that can be configured; build with :meth:`from_env` and :func:`dataclasses.replace`."""
+    """Everything that can be configured; build with :meth:`from_env`."""
 
     base_iri: str = DEFAULT_BASE_IRI
     ontology_dir: Path = field(default_factory=paths.ontology_dir)
@@ -30,7 +30,7 @@ class Settings:
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
-        """Settings from ``ESCAP_KG_BASE_IRI``, ``ESCAP_KG_DATA_DIR`` and friends, then overrides."""
+        """Settings from ``ESCAP_KG_*`` variables (``BASE_IRI``, ``DATA_DIR``...) and overrides."""
         env: dict[str, object] = {}
         if value := os.environ.get("ESCAP_KG_BASE_IRI"):
             env["base_iri"] = value

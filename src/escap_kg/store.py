@@ -1,4 +1,4 @@
-"""Load the graph: one named graph per source file, queried on Oxigraph with a union default graph."""
+"""Load the graph: one named graph per source file, on Oxigraph, with a union default graph."""
 
 from __future__ import annotations
 
@@ -97,7 +97,9 @@ def source_files(settings: Settings) -> list[SourceFile]:
     for path in sorted(settings.data_dir.rglob("*.ttl")):
         files.append(SourceFile(path, settings.graph_base + _stem(path), "data"))
     for path in settings.extra_files:
-        files.append(SourceFile(Path(path), f"{settings.graph_base}extra/{_stem(Path(path))}", "extra"))
+        files.append(
+            SourceFile(Path(path), f"{settings.graph_base}extra/{_stem(Path(path))}", "extra")
+        )
     seen: dict[str, Path] = {}
     for sf in files:
         if sf.graph in seen:
@@ -229,7 +231,9 @@ class KnowledgeGraph:
     def triples(self) -> list[ox.Triple]:
         """The union graph as sorted, de-duplicated triples."""
         unique = {q.triple for q in self.store}
-        return sorted(unique, key=lambda t: quad_sort_key(ox.Quad(t.subject, t.predicate, t.object)))
+        return sorted(
+            unique, key=lambda t: quad_sort_key(ox.Quad(t.subject, t.predicate, t.object))
+        )
 
     def nquads(self) -> bytes:
         """The whole dataset as sorted N-Quads."""
@@ -252,10 +256,13 @@ class KnowledgeGraph:
 
     def triples_per_graph(self) -> dict[str, int]:
         """How many triples each named graph holds."""
-        counts = Counter(str(q.graph_name.value) for q in self.store)  # type: ignore[union-attr]
-        return {sf.graph: counts.get(sf.graph, 0) for sf in self.files} | {
-            g: n for g, n in counts.items() if g not in {sf.graph for sf in self.files}
-        }
+        counts = Counter(
+            "" if isinstance(q.graph_name, ox.DefaultGraph) else q.graph_name.value
+            for q in self.store
+        )
+        known = {sf.graph for sf in self.files}
+        per_file = {sf.graph: counts.get(sf.graph, 0) for sf in self.files}
+        return per_file | {g: n for g, n in sorted(counts.items()) if g not in known}
 
     def __len__(self) -> int:
         return len(self.store)

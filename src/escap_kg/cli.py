@@ -1,0 +1,273 @@
+"""The ``escap-kg`` command: thin commands over the library."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated
+
+import pyoxigraph as ox
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from escap_kg import __version__
+from escap_kg.export import EXPORT_FORMATS, canonical_file, export
+from escap_kg.namespaces import prefixes, shorten
+from escap_kg.queries import (
+    QueryError,
+    bind,
+    find_query,
+    load_catalogue,
+    run,
+    serialize_result,
+    to_table,
+)
+from escap_kg.settings import Settings
+from escap_kg.stats import graph_stats
+from escap_kg.store import DataError, KnowledgeGraph, iter_files, source_files
+from escap_kg.validate import report_lines, validate
+
+app = typer.Typer(
+    name="escap-kg",
+    help="A knowledge graph of ESCAP's work on international migration and development.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+EXIT_OK, EXIT_INVALID, EXIT_INPUT = 0, 1, 2
+
+
+def _console(err: bool = False) -> Console:
+    return Console(stderr=err, soft_wrap=True, highlight=False)
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Turn the library's input errors into one line on stderr and exit code 2."""
+    try:
+        yield
+    except (DataError, QueryError, ValueError) as err:
+        _console(err=True).print(f"escap-kg: error: {err}", markup=False)
+        raise typer.Exit(EXIT_INPUT) from None
+
+
+def _settings(data: list[Path] | None = None) -> Settings:
+    with _errors():
+        return Settings.from_env(extra_files=tuple(data) if data else None)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"escap-kg {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """A knowledge graph of ESCAP's work on international migration and development."""
+
+
+DataOption = Annotated[
+    list[Path] | None,
+    typer.Option("--data", help="Another RDF file to load beside the embedded graph (repeatable)."),
+]
+
+
+@app.command()
+def query(
+    name: Annotated[
+        str | None, typer.Argument(help="Catalogue query (id, number or slug) or a .rq file.")
+    ] = None,
+    sparql: Annotated[str | None, typer.Option("--sparql", help="SPARQL text to run.")] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table, csv, tsv or json.")] = "table",
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", "-p", help="NAME=VALUE for a parameter the query declares."),
+    ] = None,
+    list_: Annotated[bool, typer.Option("--list", help="List the catalogue.")] = False,
+    data: DataOption = None,
+) -> None:
+    """Run a catalogue query, a query file or SPARQL text over the graph."""
+    settings = _settings(data)
+    if fmt not in ("table", "csv", "tsv", "json"):
+        _fail(f"unknown --format {fmt!r}; use table, csv, tsv or json")
+    with _errors():
+        if list_:
+            _print_catalogue(settings)
+            return
+        if (name is None) == (sparql is None):
+            _fail("give a query name or file, or --sparql TEXT (one of them)")
+        if sparql is not None:
+            text, bindings = sparql, {}
+            if param:
+                _fail("--param works with catalogue queries, which declare their parameters")
+        elif name is not None:
+            chosen = find_query(name, settings)
+            text, bindings = chosen.text, bind(chosen, _pairs(param or []))
+        kg = KnowledgeGraph.load(settings)
+        result = run(kg, text, bindings)
+        if fmt == "table":
+            _print_table(result, prefixes(settings.base_iri))
+        else:
+            sys.stdout.buffer.write(serialize_result(result, fmt))
+            sys.stdout.flush()
+
+
+def _pairs(items: list[str]) -> dict[str, str]:
+    pairs = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise QueryError(f"--param {item!r}: write it as NAME=VALUE")
+        pairs[key] = value
+    return pairs
+
+
+def _print_catalogue(settings: Settings) -> None:
+    table = Table("id", "question", "parameters", box=None)
+    for q in load_catalogue(settings):
+        table.add_row(q.id, q.summary, ", ".join(f"{p.name} ({p.kind})" for p in q.params))
+    _console().print(table)
+
+
+def _print_table(
+    result: ox.QuerySolutions | ox.QueryBoolean | ox.QueryTriples, names: dict[str, str]
+) -> None:
+    console = _console()
+    if isinstance(result, ox.QueryBoolean):
+        console.print("true" if result else "false")
+    elif isinstance(result, ox.QueryTriples):
+        sys.stdout.buffer.write(serialize_result(result, "nt"))
+    else:
+        answer = to_table(result, names)
+        table = Table(*answer.variables, show_lines=False)
+        for row in answer.rows:
+            table.add_row(*row)
+        console.print(table)
+        console.print(f"{len(answer.rows)} row(s)")
+
+
+def _fail(message: str) -> None:
+    _console(err=True).print(f"escap-kg: error: {message}", markup=False)
+    raise typer.Exit(EXIT_INPUT)
+
+
+@app.command("export")
+def export_command(
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", help="turtle, nt, nquads, trig, jsonld or xml.")
+    ] = "turtle",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to this file, not stdout.")
+    ] = None,
+    data: DataOption = None,
+) -> None:
+    """Write the ontology, themes and data together in one RDF format (same bytes every run)."""
+    settings = _settings(data)
+    if fmt not in EXPORT_FORMATS:
+        _fail(f"unknown --format {fmt!r}; use one of {', '.join(EXPORT_FORMATS)}")
+    with _errors():
+        body = export(KnowledgeGraph.load(settings), fmt)
+        if output is None:
+            sys.stdout.buffer.write(body)
+            sys.stdout.flush()
+            return
+        try:
+            tmp = output.with_name(output.name + ".part")
+            tmp.write_bytes(body)
+            tmp.replace(output)
+        except OSError as err:
+            raise DataError(output, f"cannot write: {err.strerror}") from None
+        _console(err=True).print(f"wrote {len(body):,} bytes to {output}", markup=False)
+
+
+@app.command("validate")
+def validate_command(
+    files: Annotated[
+        list[Path] | None,
+        typer.Argument(help="RDF files (or folders) to validate together with the embedded graph."),
+    ] = None,
+) -> None:
+    """Check the graph (plus FILES) against the SHACL shapes and the SPARQL checks.
+
+    Exit code 0: valid; 1: some rule fired; 2: a file could not be read or parsed.
+    """
+    settings = _settings(list(iter_files(files)) if files else None)
+    with _errors():
+        kg = KnowledgeGraph.load(settings)
+        report = validate(kg)
+    console = _console()
+    for line in report_lines(report, kg):
+        console.print(line, markup=False)
+    summary = (
+        f"{len(kg):,} triples, {report.shapes_checked} shapes, {report.checks_run} checks: "
+        + ("valid" if report.ok else f"{len(report.violations)} violation(s)")
+    )
+    _console(err=True).print(summary, markup=False)
+    raise typer.Exit(EXIT_OK if report.ok else EXIT_INVALID)
+
+
+@app.command()
+def stats(data: DataOption = None) -> None:
+    """Triples per source file and instances per class."""
+    settings = _settings(data)
+    with _errors():
+        kg = KnowledgeGraph.load(settings)
+        result = graph_stats(kg)
+    console = _console()
+    files = Table("file", "named graph", "triples", box=None)
+    for row in result.files:
+        files.add_row(row.path, row.graph, f"{row.triples:,}")
+    console.print(files)
+    classes = Table("class", "instances", box=None)
+    names = prefixes(settings.base_iri)
+    for cls, count in result.classes:
+        classes.add_row(shorten(cls, names), f"{count:,}")
+    console.print(classes)
+    console.print(f"{result.triples:,} triples in {len(result.files)} files", markup=False)
+
+
+@app.command("format")
+def format_command(
+    check: Annotated[
+        bool, typer.Option("--check", help="Only report files that are not canonical (exit 1).")
+    ] = False,
+) -> None:
+    """Rewrite the ontology and data Turtle files in canonical form."""
+    settings = _settings()
+    names = prefixes(Settings().base_iri)
+    changed = []
+    with _errors():
+        paths = [sf.path for sf in source_files(replace(settings, extra_files=()))]
+        paths.append(settings.ontology_dir / "shapes.ttl")
+        for path in paths:
+            if not path.exists():
+                continue
+            text = canonical_file(path, names)
+            if path.read_text(encoding="utf-8") != text:
+                changed.append(path)
+                if not check:
+                    path.write_text(text, encoding="utf-8")
+    verb = "not canonical" if check else "reformatted"
+    for path in changed:
+        _console().print(f"{verb}: {path}", markup=False)
+    if check and changed:
+        _console(err=True).print("run `escap-kg format` to fix", markup=False)
+        raise typer.Exit(EXIT_INVALID)
+
+
+def main() -> None:
+    """Entry point of the console script."""
+    app()
+
+
+_: Callable[[], None] = main

@@ -1,0 +1,57 @@
+"""Counts: triples per source file and instances per class."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyoxigraph as ox
+
+from escap_kg.store import KnowledgeGraph
+
+CLASS_COUNTS = """
+SELECT ?class (COUNT(DISTINCT ?s) AS ?n) WHERE { ?s a ?class }
+GROUP BY ?class ORDER BY DESC(?n) ?class
+"""
+
+
+@dataclass(frozen=True)
+class FileCount:
+    """Triples loaded from one file into its named graph."""
+
+    path: str
+    graph: str
+    triples: int
+
+
+@dataclass(frozen=True)
+class Stats:
+    """What the graph holds."""
+
+    files: list[FileCount]
+    classes: list[tuple[str, int]]
+    triples: int
+
+
+def graph_stats(kg: KnowledgeGraph) -> Stats:
+    """Triples per file (by named graph) and instances per class in the union graph."""
+    per_graph = kg.triples_per_graph()
+    root = kg.settings.data_dir.parent
+    files = [
+        FileCount(_relative(sf.path, root), sf.graph, per_graph.get(sf.graph, 0)) for sf in kg.files
+    ]
+    classes = []
+    result = kg.query(CLASS_COUNTS)
+    if not isinstance(result, ox.QuerySolutions):
+        raise TypeError("the class count query must be a SELECT")
+    for row in result:
+        cls, n = row["class"], row["n"]
+        if isinstance(cls, ox.NamedNode | ox.BlankNode) and isinstance(n, ox.Literal):
+            classes.append((cls.value, int(n.value)))
+    return Stats(files, classes, len(kg))
+
+
+def _relative(path: object, root: object) -> str:
+    try:
+        return str(path.relative_to(root))  # type: ignore[attr-defined]
+    except ValueError:
+        return str(path)

@@ -1,0 +1,155 @@
+"""Validation: SHACL shapes for each class, and SPARQL checks for the rules that span the graph."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyoxigraph as ox
+import rdflib
+from rdflib.namespace import SH
+
+from escap_kg.namespaces import prefixes, shorten
+from escap_kg.queries import QueryError, parse_query_file
+from escap_kg.store import DataError, KnowledgeGraph
+
+
+@dataclass(frozen=True, order=True)
+class Violation:
+    """One broken rule: which rule, on which resource and property, and what is wrong."""
+
+    rule: str
+    focus: str
+    path: str
+    value: str
+    message: str
+
+    def line(self, names: Mapping[str, str] | None = None) -> str:
+        """One readable line: ``rule: resource property = value: message``."""
+        table = dict(names or {})
+
+        def short(iri: str) -> str:
+            return shorten(iri, table)
+
+        where = short(self.focus)
+        if self.path:
+            where += f" {short(self.path)}"
+        if self.value:
+            where += f" = {short(self.value)}"
+        return f"{self.rule}: {where}: {self.message}"
+
+
+@dataclass
+class Report:
+    """What validation found; ``ok`` when nothing."""
+
+    violations: list[Violation] = field(default_factory=list)
+    shapes_checked: int = 0
+    checks_run: int = 0
+
+    @property
+    def ok(self) -> bool:
+        """True when no shape and no check fired."""
+        return not self.violations
+
+    @property
+    def rules(self) -> set[str]:
+        """The names of the rules that fired."""
+        return {v.rule for v in self.violations}
+
+
+def shapes_path(kg: KnowledgeGraph) -> Path:
+    """The SHACL shapes file of the configured ontology folder."""
+    return kg.settings.ontology_dir / "shapes.ttl"
+
+
+def checks_dir(kg: KnowledgeGraph) -> Path:
+    """The folder of the SPARQL quality checks."""
+    return kg.settings.queries_dir / "checks"
+
+
+def run_shapes(kg: KnowledgeGraph, shapes: Path) -> tuple[list[Violation], int]:
+    """Validate the union graph against the SHACL shapes; one violation per result."""
+    from pyshacl import validate as shacl_validate  # slow to import; only needed here
+
+    shapes_graph = rdflib.Graph()
+    try:
+        shapes_graph.parse(shapes, format="turtle")
+    except FileNotFoundError:
+        raise DataError(shapes, "shapes file not found") from None
+    except Exception as err:  # rdflib raises many kinds of parse error
+        raise DataError(shapes, f"cannot parse shapes: {err}") from None
+    _conforms, results, _text = shacl_validate(
+        data_graph=kg.union,
+        shacl_graph=shapes_graph,
+        inference="none",
+        advanced=True,
+        allow_warnings=True,
+    )
+    owners = {prop: node for node, prop in shapes_graph.subject_objects(SH.property)}
+    violations = []
+    for result in results.subjects(rdflib.RDF.type, SH.ValidationResult):
+        source = results.value(result, SH.sourceShape)
+        node_shape = owners.get(source, source)
+        path = results.value(result, SH.resultPath)
+        value = results.value(result, SH.value)
+        message = results.value(result, SH.resultMessage)
+        violations.append(
+            Violation(
+                rule=_name(node_shape),
+                focus=str(results.value(result, SH.focusNode)),
+                path=str(path) if isinstance(path, rdflib.URIRef) else "",
+                value="" if value is None else str(value),
+                message=str(message) if message is not None else "constraint not met",
+            )
+        )
+    node_shapes = set(shapes_graph.subjects(rdflib.RDF.type, SH.NodeShape))
+    return violations, len(node_shapes)
+
+
+def _name(shape: object) -> str:
+    text = str(shape)
+    return "ekgsh:" + text.split("#", 1)[1] if "#" in text else text
+
+
+def run_checks(kg: KnowledgeGraph, folder: Path) -> tuple[list[Violation], int]:
+    """Run every ``checks/*.rq``; each returned row is a violation named ``check:<file stem>``."""
+    files = sorted(folder.glob("*.rq"))
+    violations = []
+    for path in files:
+        check = parse_query_file(path)
+        try:
+            result = kg.query(check.text)
+        except SyntaxError as err:
+            raise QueryError(f"{path}: malformed check: {err}") from None
+        if not isinstance(result, ox.QuerySolutions):
+            raise QueryError(f"{path}: a check must be a SELECT query")
+        for row in result:
+            violations.append(
+                Violation(
+                    rule=f"check:{check.id}",
+                    focus=_value(row["entity"]),
+                    path=_value(row["property"]),
+                    value=_value(row["value"]),
+                    message=_value(row["message"]) or check.summary,
+                )
+            )
+    return violations, len(files)
+
+
+def _value(term: object) -> str:
+    return "" if term is None else str(getattr(term, "value", term))
+
+
+def validate(kg: KnowledgeGraph) -> Report:
+    """Check the graph against the shapes and the checks of its configured folders."""
+    shape_violations, shapes = run_shapes(kg, shapes_path(kg))
+    check_violations, checks = run_checks(kg, checks_dir(kg))
+    return Report(sorted(shape_violations + check_violations), shapes, checks)
+
+
+def report_lines(report: Report, kg: KnowledgeGraph) -> list[str]:
+    """The report as one line per violation, IRIs shortened with the project's prefixes."""
+    names = prefixes(kg.settings.base_iri)
+    return [v.line(names) for v in report.violations]
