@@ -144,7 +144,7 @@ def run(
             line, column = match["line"], match["column"]
             message = f"line {line}, column {column}: {message[match.end() :]}"
         raise QueryError(f"malformed query: {message}") from None
-    except (ValueError, OSError) as err:
+    except (ValueError, OSError, RuntimeError) as err:
         raise QueryError(f"query failed: {err}") from None
 
 

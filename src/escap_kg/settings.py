@@ -20,8 +20,20 @@ class Settings:
     data_dir: Path = field(default_factory=paths.data_dir)
     queries_dir: Path = field(default_factory=paths.queries_dir)
     extra_files: tuple[Path, ...] = ()
+    # Server limits; see the README's "Limits" section.
+    query_timeout: float = 30.0
+    max_result_bytes: int = 100 * 1024 * 1024
+    max_body_bytes: int = 1024 * 1024
+    update_token: str | None = field(default=None, repr=False)
+    workers: int | None = None
 
     def __post_init__(self) -> None:
+        if self.query_timeout <= 0 or self.max_result_bytes <= 0 or self.max_body_bytes <= 0:
+            raise ValueError("the query timeout and the size limits must be positive")
+        if self.workers is not None and self.workers < 1:
+            raise ValueError("the number of workers must be at least 1")
+        if self.update_token is not None and len(self.update_token) < 16:
+            raise ValueError("the update token must be at least 16 characters long")
         if not self.base_iri.startswith(("http://", "https://")) or not self.base_iri.endswith("/"):
             raise ValueError(
                 f"base IRI {self.base_iri!r} must be an http(s) IRI ending in '/', "
@@ -37,6 +49,18 @@ class Settings:
         for name in ("ontology_dir", "data_dir", "queries_dir"):
             if value := os.environ.get(f"ESCAP_KG_{name.upper()}"):
                 env[name] = Path(value)
+        if value := os.environ.get("ESCAP_KG_UPDATE_TOKEN"):
+            env["update_token"] = value
+        for name, kind in (
+            ("query_timeout", float),
+            ("max_result_bytes", int),
+            ("max_body_bytes", int),
+        ):
+            if value := os.environ.get(f"ESCAP_KG_{name.upper()}"):
+                try:
+                    env[name] = kind(value)
+                except ValueError:
+                    raise ValueError(f"ESCAP_KG_{name.upper()}={value!r} is not a number") from None
         env.update({k: v for k, v in overrides.items() if v is not None})
         return replace(cls(), **env)  # type: ignore[arg-type]
 

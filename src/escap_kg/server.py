@@ -1,0 +1,605 @@
+"""The HTTP service: ``create_app(settings)`` builds the FastAPI application."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import hashlib
+import hmac
+import logging
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import PlainTextResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from escap_kg import __version__
+from escap_kg.engine import Answer, EngineError, QueryEngine, QueryJob, UpdateJob
+from escap_kg.export import EXPORT_FORMATS, export
+from escap_kg.namespaces import prefixes
+from escap_kg.queries import IRI_CHARS, Query, load_catalogue
+from escap_kg.settings import Settings
+from escap_kg.sparql import (
+    GRAPH_TYPES,
+    QUERY_FORMS,
+    RESULT_TYPES,
+    SparqlTextError,
+    add_using_clauses,
+    negotiate,
+    scan,
+)
+from escap_kg.store import KnowledgeGraph
+from escap_kg.void import describe_dataset, service_description
+
+log = logging.getLogger("escap_kg.server")
+
+FORM = "application/x-www-form-urlencoded"
+SPARQL_QUERY = "application/sparql-query"
+SPARQL_UPDATE = "application/sparql-update"
+DESCRIPTION_TYPES = {
+    "text/turtle": "turtle",
+    "application/ld+json": "json-ld",
+    "application/rdf+xml": "xml",
+    "application/n-triples": "nt",
+    "text/html": "html",
+}
+DOWNLOADS = {spec.suffix.lstrip("."): spec for spec in EXPORT_FORMATS.values()}
+DOWNLOADS["nq"] = EXPORT_FORMATS["nquads"]
+
+
+class ProtocolError(Exception):
+    """A request the SPARQL protocol does not allow; answered with ``status`` and a message."""
+
+    def __init__(self, status: int, message: str, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = dict(headers or {})
+
+
+@dataclass
+class Download:
+    """One cached download: body, its gzip form and its entity tag."""
+
+    body: bytes
+    gzipped: bytes
+    etag: str
+
+
+@dataclass
+class State:
+    """What the running application holds."""
+
+    settings: Settings
+    kg: KnowledgeGraph
+    engine: QueryEngine
+    catalogue: list[Query]
+    generation: int = 0
+    downloads: dict[tuple[str, int], Download] = field(default_factory=dict)
+
+
+def create_app(settings: Settings | None = None, kg: KnowledgeGraph | None = None) -> FastAPI:
+    """The application over ``kg`` (loaded from ``settings`` when not given).
+
+    Nothing starts until the application's lifespan begins: then the query workers are started,
+    and they are stopped when it ends.
+    """
+    settings = settings or Settings.from_env()
+    kg = kg or KnowledgeGraph.load(settings)
+    catalogue = load_catalogue(settings)
+    engine = QueryEngine(kg.nquads(), workers=settings.workers)
+    state = State(settings, kg, engine, catalogue)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await engine.start()
+        try:
+            yield
+        finally:
+            await engine.close()
+
+    app = FastAPI(
+        title="escap-kg",
+        summary="SPARQL endpoint and query catalogue of ESCAP's work on international migration",
+        version=__version__,
+        lifespan=lifespan,
+        license_info={"name": "CC BY 4.0 (data), MIT (code)"},
+    )
+    app.state.escap = state
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=["*"],
+        allow_credentials=False,
+        allow_methods=["GET", "POST"],
+        allow_headers=["Accept", "Content-Type", "Authorization"],
+        max_age=3600,
+    )
+    _install_error_handlers(app)
+    app.mount("/static", StaticFiles(packages=[("escap_kg", "static")]), name="static")
+    _add_sparql_routes(app, state)
+    _add_api_routes(app, state)
+    _add_download_routes(app, state)
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ProtocolError)
+    async def protocol_error(request: Request, exc: ProtocolError) -> Response:
+        return PlainTextResponse(exc.message + "\n", status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(EngineError)
+    async def engine_error(request: Request, exc: EngineError) -> Response:
+        return PlainTextResponse(exc.message + "\n", status_code=exc.status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        headers = dict(exc.headers or {})
+        return PlainTextResponse(f"{exc.detail}\n", status_code=exc.status_code, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}"
+            for e in exc.errors()
+        )
+        return PlainTextResponse(f"bad request: {problems}\n", status_code=400)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return PlainTextResponse("internal error; it has been logged\n", status_code=500)
+
+
+# The SPARQL protocol ----------------------------------------------------------------------------
+
+
+@dataclass
+class Operation:
+    """A parsed protocol request: the query or update and its dataset parameters."""
+
+    query: str | None = None
+    update: str | None = None
+    params: dict[str, list[str]] = field(default_factory=dict)
+
+    def graphs(self, name: str) -> list[str]:
+        values = self.params.get(name, [])
+        for value in values:
+            if not IRI_CHARS.match(value):
+                raise ProtocolError(400, f"{name}: {value!r} is not an absolute IRI")
+        return values
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 past ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ProtocolError(413, f"the request body is larger than the limit of {limit:,} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ProtocolError(
+                413, f"the request body is larger than the limit of {limit:,} bytes"
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _decode(data: bytes, what: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ProtocolError(
+            400, f"the {what} is not valid UTF-8 (byte {err.start}); SPARQL requests are UTF-8"
+        ) from None
+
+
+def _parse_pairs(text: str, what: str) -> dict[str, list[str]]:
+    try:
+        pairs = parse_qsl(text, keep_blank_values=True, encoding="utf-8", errors="strict")
+    except UnicodeDecodeError:
+        raise ProtocolError(
+            400, f"the {what} has percent-encoded bytes that are not UTF-8"
+        ) from None
+    params: dict[str, list[str]] = {}
+    for key, value in pairs:
+        params.setdefault(key, []).append(value)
+    return params
+
+
+def _media_type(header: str | None) -> tuple[str, dict[str, str]]:
+    if not header:
+        return "", {}
+    main, *rest = header.split(";")
+    options = {}
+    for item in rest:
+        key, _, value = item.partition("=")
+        options[key.strip().lower()] = value.strip().strip('"').lower()
+    return main.strip().lower(), options
+
+
+async def parse_operation(request: Request, settings: Settings) -> Operation:
+    """Read a SPARQL protocol request (GET, POST form, POST direct) into an :class:`Operation`."""
+    url_params = _parse_pairs(request.url.query, "query string")
+    if request.method == "GET":
+        if "update" in url_params:
+            raise ProtocolError(400, "a SPARQL update must be sent with POST, not GET")
+        return _single(Operation(params=url_params))
+    media, options = _media_type(request.headers.get("content-type"))
+    charset = options.get("charset", "utf-8")
+    if media in (FORM, SPARQL_QUERY, SPARQL_UPDATE) and charset not in ("utf-8", "utf8"):
+        raise ProtocolError(400, f"charset {charset!r} is not supported; send UTF-8")
+    if media == FORM:
+        body = _decode(await read_body(request, settings.max_body_bytes), "request body")
+        params = _parse_pairs(body, "form body")
+        for key, values in url_params.items():
+            params.setdefault(key, []).extend(values)
+        return _single(Operation(params=params))
+    if media == SPARQL_QUERY:
+        text = _decode(await read_body(request, settings.max_body_bytes), "query")
+        if "query" in url_params or "update" in url_params:
+            raise ProtocolError(400, "the query is in the body; do not repeat it in the URL")
+        return Operation(query=text, params=url_params)
+    if media == SPARQL_UPDATE:
+        text = _decode(await read_body(request, settings.max_body_bytes), "update")
+        if "query" in url_params or "update" in url_params:
+            raise ProtocolError(400, "the update is in the body; do not repeat it in the URL")
+        return Operation(update=text, params=url_params)
+    shown = media or "no Content-Type"
+    raise ProtocolError(
+        415,
+        f"unsupported request type ({shown}); POST {FORM}, {SPARQL_QUERY} or {SPARQL_UPDATE}",
+    )
+
+
+def _single(op: Operation) -> Operation:
+    queries = op.params.pop("query", [])
+    updates = op.params.pop("update", [])
+    if len(queries) > 1:
+        raise ProtocolError(400, "more than one 'query' parameter; send exactly one")
+    if len(updates) > 1:
+        raise ProtocolError(400, "more than one 'update' parameter; send exactly one")
+    op.query = queries[0] if queries else None
+    op.update = updates[0] if updates else None
+    return op
+
+
+def _add_sparql_routes(app: FastAPI, state: State) -> None:
+    settings = state.settings
+
+    async def sparql(request: Request) -> Response:
+        op = await parse_operation(request, settings)
+        if op.query is not None and op.update is not None:
+            raise ProtocolError(400, "a request carries either a query or an update, not both")
+        if op.update is not None:
+            return await _run_update(request, state, op)
+        if op.query is None:
+            if request.method == "POST":
+                raise ProtocolError(400, "no 'query' or 'update' in the request")
+            return _describe_service(request, state)
+        return await _run_query(request, state, op)
+
+    for method in ("GET", "POST"):
+        app.add_api_route(
+            "/sparql",
+            sparql,
+            methods=[method],
+            name=f"sparql-{method.lower()}",
+            summary="SPARQL 1.1 endpoint (query, update, service description, query UI)",
+            description=(
+                "The SPARQL 1.1 Protocol: `query` by GET, POST form or POST "
+                "`application/sparql-query`; `update` by POST form or `application/sparql-update` "
+                "with `Authorization: Bearer <token>`. Without a query: the service description "
+                "(Turtle, JSON-LD, RDF/XML) or, for browsers, the query UI."
+            ),
+            response_class=Response,
+        )
+
+    @app.get("/", include_in_schema=False)
+    async def home() -> Response:
+        return RedirectResponse("/sparql", status_code=303)
+
+
+def _job_for(request: Request, state: State, op: Operation, text: str) -> tuple[QueryJob, str]:
+    try:
+        info = scan(text)
+    except SparqlTextError as err:
+        raise ProtocolError(400, f"malformed query: {err}") from None
+    if info.is_update:
+        raise ProtocolError(
+            400, "this is a SPARQL update; send it as 'update' (POST), not as a query"
+        )
+    if info.form not in QUERY_FORMS:
+        raise ProtocolError(
+            400, "malformed query: expected SELECT, ASK, CONSTRUCT or DESCRIBE after the prologue"
+        )
+    if info.uses_service:
+        raise ProtocolError(
+            400,
+            "SERVICE (federated query) is not allowed: this endpoint makes no outbound requests",
+        )
+    offers = list(RESULT_TYPES if info.form in ("SELECT", "ASK") else GRAPH_TYPES)
+    chosen = negotiate(request.headers.get("accept"), offers)
+    if chosen is None:
+        raise ProtocolError(
+            406,
+            f"cannot answer a {info.form} query in any type the Accept header allows; "
+            f"available: {', '.join(offers)}",
+        )
+    result_format = (RESULT_TYPES if info.form in ("SELECT", "ASK") else GRAPH_TYPES)[chosen]
+    default_graphs = op.graphs("default-graph-uri")
+    named_graphs = op.graphs("named-graph-uri")
+    protocol_dataset = bool(default_graphs or named_graphs)
+    job = QueryJob(
+        text=text,
+        result_format=result_format,
+        base_iri=state.settings.base_iri,
+        default_graphs=tuple(default_graphs) if protocol_dataset else None,
+        named_graphs=tuple(named_graphs) if protocol_dataset else None,
+        union_default_graph=not info.has_dataset_clause,
+        max_bytes=state.settings.max_result_bytes,
+    )
+    return job, chosen
+
+
+async def _run_query(request: Request, state: State, op: Operation) -> Response:
+    assert op.query is not None  # noqa: S101 - checked by the caller
+    job, media_type = _job_for(request, state, op, op.query)
+    answer: Answer = await state.engine.query(job, state.settings.query_timeout)
+    return Response(answer.body, media_type=media_type, headers={"Vary": "Accept"})
+
+
+async def _run_update(request: Request, state: State, op: Operation) -> Response:
+    assert op.update is not None  # noqa: S101 - checked by the caller
+    _authorise(request, state.settings)
+    text = op.update
+    try:
+        info = scan(text)
+    except SparqlTextError as err:
+        raise ProtocolError(400, f"malformed update: {err}") from None
+    if not info.is_update:
+        raise ProtocolError(400, "this is not a SPARQL update; send queries as 'query'")
+    if info.uses_load:
+        raise ProtocolError(400, "LOAD fetches documents from the network and is not allowed")
+    using = op.graphs("using-graph-uri")
+    using_named = op.graphs("using-named-graph-uri")
+    if using or using_named:
+        if info.names_update_dataset:
+            raise ProtocolError(
+                400,
+                "the update names its own dataset (USING or WITH) and the request names one too",
+            )
+        text = add_using_clauses(text, info.tokens, using, using_named)
+    kg = state.kg
+
+    def apply_to_reference() -> bytes:
+        kg.store.update(text, base_iri=state.settings.base_iri)
+        return kg.nquads()
+
+    await state.engine.update(
+        UpdateJob(text, base_iri=state.settings.base_iri),
+        state.settings.query_timeout,
+        after_first=apply_to_reference,
+    )
+    state.generation += 1
+    kg.__dict__.pop("dataset", None)
+    kg.__dict__.pop("union", None)
+    return Response(status_code=204)
+
+
+def _authorise(request: Request, settings: Settings) -> None:
+    if settings.update_token is None:
+        raise ProtocolError(
+            403, "updates are disabled on this endpoint (start it with an update token)"
+        )
+    header = request.headers.get("authorization", "")
+    scheme, _, credentials = header.partition(" ")
+    if scheme.lower() != "bearer" or not credentials:
+        raise ProtocolError(
+            401,
+            "an update needs 'Authorization: Bearer <token>'",
+            {"WWW-Authenticate": 'Bearer realm="escap-kg"'},
+        )
+    if not hmac.compare_digest(credentials.strip().encode(), settings.update_token.encode()):
+        raise ProtocolError(403, "the update token is not valid")
+
+
+def _describe_service(request: Request, state: State) -> Response:
+    chosen = negotiate(request.headers.get("accept"), list(DESCRIPTION_TYPES))
+    if chosen is None:
+        raise ProtocolError(
+            406, f"the service description is available as {', '.join(DESCRIPTION_TYPES)}"
+        )
+    if chosen == "text/html":
+        return _query_ui(request, state)
+    endpoint = str(request.url.replace(query="", fragment=""))
+    graph = service_description(state.kg, state.settings, endpoint, request_base(request))
+    body = graph.serialize(format=DESCRIPTION_TYPES[chosen])
+    return Response(body, media_type=chosen, headers={"Vary": "Accept"})
+
+
+def _query_ui(request: Request, state: State) -> Response:
+    from escap_kg.ui import render_query_ui
+
+    page = render_query_ui(
+        title="escap-kg SPARQL endpoint",
+        endpoint="/sparql",
+        static="/static",
+        examples=[(q.id, q.text) for q in state.catalogue],
+        prefixes=prefixes(state.settings.base_iri),
+    )
+    return Response(page, media_type="text/html", headers={"Vary": "Accept"})
+
+
+def request_base(request: Request) -> str:
+    """The server's own base URL as the client sees it, without a trailing slash."""
+    return str(request.base_url).rstrip("/")
+
+
+# The catalogue as an API ------------------------------------------------------------------------
+
+
+def _add_api_routes(app: FastAPI, state: State) -> None:
+    by_id = {q.id: q for q in state.catalogue}
+
+    @app.get("/api/queries", summary="The query catalogue", tags=["catalogue"])
+    async def list_queries(request: Request) -> list[dict[str, Any]]:
+        """Every catalogue query: its id, the question it answers, its parameters and link."""
+        base = request_base(request)
+        return [
+            {
+                "id": q.id,
+                "question": q.summary,
+                "link": f"{base}/api/queries/{q.id}",
+                "parameters": [
+                    {"name": p.name, "kind": p.kind, "description": p.description} for p in q.params
+                ],
+            }
+            for q in state.catalogue
+        ]
+
+    @app.get(
+        "/api/queries/{query_id}",
+        summary="Run a catalogue query",
+        tags=["catalogue"],
+        response_class=Response,
+        responses={
+            200: {
+                "content": {
+                    "application/sparql-results+json": {},
+                    "text/csv": {},
+                    "text/tab-separated-values": {},
+                    "application/sparql-results+xml": {},
+                    "text/turtle": {},
+                },
+                "description": "The answer, in the type the Accept header (or `_format`) asks for.",
+            },
+            404: {"description": "No such query"},
+        },
+    )
+    async def run_query(request: Request, query_id: str) -> Response:
+        """Run one catalogue query. Its declared parameters are given as `?name=value` and bound as
+        RDF terms (never pasted into the query text). `_format=csv|tsv|json|xml` overrides the
+        Accept header, for spreadsheets that cannot set one."""
+        query = by_id.get(query_id)
+        if query is None:
+            raise ProtocolError(404, f"no catalogue query {query_id!r}; see /api/queries")
+        params = _parse_pairs(request.url.query, "query string")
+        fmt = params.pop("_format", [None])[-1]
+        declared = {p.name: p for p in query.params}
+        bindings: dict[str, tuple[str, str]] = {}
+        for name, values in params.items():
+            if name not in declared:
+                known = ", ".join(sorted(declared)) or "none"
+                raise ProtocolError(
+                    400, f"query {query_id} has no parameter {name!r} (parameters: {known})"
+                )
+            if len(values) != 1:
+                raise ProtocolError(400, f"give parameter {name!r} once")
+            value = values[0]
+            if declared[name].kind == "iri" and not IRI_CHARS.match(value):
+                raise ProtocolError(400, f"parameter {name!r}: {value!r} is not an absolute IRI")
+            bindings[name] = (declared[name].kind, value)
+        accept = request.headers.get("accept")
+        if fmt is not None:
+            formats = {
+                "json": "application/sparql-results+json",
+                "csv": "text/csv",
+                "tsv": "text/tab-separated-values",
+                "xml": "application/sparql-results+xml",
+                "turtle": "text/turtle",
+                "nt": "application/n-triples",
+                "jsonld": "application/ld+json",
+            }
+            if fmt not in formats:
+                raise ProtocolError(400, f"_format must be one of {', '.join(formats)}")
+            accept = formats[fmt]
+        info = scan(query.text)
+        offers = list(RESULT_TYPES if info.form in ("SELECT", "ASK") else GRAPH_TYPES)
+        chosen = negotiate(accept, offers)
+        if chosen is None:
+            raise ProtocolError(406, f"this query's answer is available as {', '.join(offers)}")
+        table = RESULT_TYPES if info.form in ("SELECT", "ASK") else GRAPH_TYPES
+        job = QueryJob(
+            text=query.text,
+            result_format=table[chosen],
+            base_iri=state.settings.base_iri,
+            max_bytes=state.settings.max_result_bytes,
+            bindings=tuple(sorted(bindings.items())),
+        )
+        answer = await state.engine.query(job, state.settings.query_timeout)
+        headers = {"Vary": "Accept"}
+        if chosen in ("text/csv", "text/tab-separated-values"):
+            suffix = "csv" if chosen == "text/csv" else "tsv"
+            headers["Content-Disposition"] = f'inline; filename="{query_id}.{suffix}"'
+        return Response(answer.body, media_type=chosen, headers=headers)
+
+
+# Downloads and the dataset description ----------------------------------------------------------
+
+
+def _add_download_routes(app: FastAPI, state: State) -> None:
+    @app.get(
+        "/download/escap-kg.{suffix}",
+        summary="Download the whole graph",
+        tags=["downloads"],
+        response_class=Response,
+    )
+    async def download(request: Request, suffix: str) -> Response:
+        """The ontology, themes and data in one file: ttl, nt, nq, trig, jsonld or rdf."""
+        spec = DOWNLOADS.get(suffix)
+        if spec is None:
+            raise ProtocolError(
+                404, f"no download escap-kg.{suffix}; try {', '.join(sorted(DOWNLOADS))}"
+            )
+        key = (spec.name, state.generation)
+        item = state.downloads.get(key)
+        if item is None:
+            body = await asyncio.to_thread(export, state.kg, spec.name)
+            item = Download(
+                body,
+                gzip.compress(body, mtime=0),
+                '"' + hashlib.sha256(body).hexdigest()[:32] + '"',
+            )
+            state.downloads = {k: v for k, v in state.downloads.items() if k[1] == state.generation}
+            state.downloads[key] = item
+        headers = {
+            "ETag": item.etag,
+            "Content-Disposition": f'attachment; filename="escap-kg.{suffix}"',
+            "Vary": "Accept-Encoding",
+            "Cache-Control": "public, max-age=300",
+        }
+        if item.etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
+            return Response(status_code=304, headers=headers)
+        if "gzip" in request.headers.get("accept-encoding", "").lower():
+            headers["Content-Encoding"] = "gzip"
+            return Response(item.gzipped, media_type=spec.media_type, headers=headers)
+        return Response(item.body, media_type=spec.media_type, headers=headers)
+
+    @app.get(
+        "/.well-known/void",
+        summary="VoID and DCAT description of the dataset",
+        tags=["downloads"],
+        response_class=Response,
+    )
+    async def void(request: Request) -> Response:
+        """Triples, classes, links to other datasets, licence, downloads and the endpoint."""
+        offers = [t for t in DESCRIPTION_TYPES if t != "text/html"]
+        chosen = negotiate(request.headers.get("accept"), offers)
+        if chosen is None:
+            raise ProtocolError(406, f"the description is available as {', '.join(offers)}")
+        graph = await asyncio.to_thread(
+            describe_dataset, state.kg, state.settings, request_base(request)
+        )
+        body = graph.serialize(format=DESCRIPTION_TYPES[chosen])
+        return Response(body, media_type=chosen, headers={"Vary": "Accept"})
+
+
+__all__ = ["ProtocolError", "create_app"]
