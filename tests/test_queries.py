@@ -88,7 +88,9 @@ def _rdflib_cell(term: object) -> str:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("query", CATALOGUE, ids=[q.id for q in CATALOGUE])
-def test_query_runs_unchanged_on_another_engine(rdflib_dataset: rdflib.Dataset, query: Query) -> None:
+def test_query_runs_unchanged_on_another_engine(
+    rdflib_dataset: rdflib.Dataset, query: Query
+) -> None:
     """The catalogue is plain SPARQL 1.1: rdflib's engine gives the same answer."""
     result = rdflib_dataset.query(query.text)
     if result.type == "CONSTRUCT":
@@ -131,7 +133,7 @@ def test_catalogue_errors(tmp_path: Path) -> None:
         load_catalogue(Settings(queries_dir=tmp_path))
     (tmp_path / "01-no-summary.rq").unlink()
     (tmp_path / "Bad Name.rq").write_text("#+ summary: x?\nASK {}\n")
-    with pytest.raises(QueryError, match="named NN-slug.rq"):
+    with pytest.raises(QueryError, match=r"named NN-slug\.rq"):
         load_catalogue(Settings(queries_dir=tmp_path))
     binary = tmp_path / "binary.rq"
     binary.write_bytes(b"\xff\xfe SELECT")

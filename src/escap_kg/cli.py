@@ -265,6 +265,79 @@ def format_command(
         raise typer.Exit(EXIT_INVALID)
 
 
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8000,
+    data: DataOption = None,
+    query_timeout: Annotated[
+        float | None, typer.Option(help="Seconds a query may run before it is stopped (30).")
+    ] = None,
+    max_result_bytes: Annotated[
+        int | None, typer.Option(help="Largest answer, in bytes (100 MiB).")
+    ] = None,
+    max_body_bytes: Annotated[
+        int | None, typer.Option(help="Largest request body, in bytes (1 MiB).")
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Query worker processes (one per core).")
+    ] = None,
+    update_token: Annotated[
+        str | None,
+        typer.Option(
+            help="Enable SPARQL Update for requests bearing this token "
+            "(prefer the ESCAP_KG_UPDATE_TOKEN variable: options show in process lists).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Serve the graph: SPARQL endpoint, query UI, catalogue API and downloads."""
+    import uvicorn
+
+    from escap_kg.server import create_app
+
+    with _errors():
+        settings = Settings.from_env(
+            extra_files=tuple(data) if data else None,
+            query_timeout=query_timeout,
+            max_result_bytes=max_result_bytes,
+            max_body_bytes=max_body_bytes,
+            workers=workers,
+            update_token=update_token,
+        )
+        kg = KnowledgeGraph.load(settings)
+        own = KnowledgeGraph.from_files([f for f in kg.files if f.kind != "extra"], settings)
+        report = validate(own)
+    if not report.ok:
+        console = _console(err=True)
+        for line in report_lines(report, own):
+            console.print(f"escap-kg: invalid: {line}", markup=False)
+        console.print(
+            f"escap-kg: error: the graph's own data has {len(report.violations)} violation(s); "
+            "not serving a graph that does not validate",
+            markup=False,
+        )
+        raise typer.Exit(EXIT_INVALID)
+    application = create_app(settings, kg)
+    shown = f"[{host}]" if ":" in host else host
+    base = f"http://{shown}:{port}"
+    console = _console()
+    console.print(
+        f"escap-kg {__version__}: {len(kg):,} triples in {len(kg.files)} files", markup=False
+    )
+    for label, path in (
+        ("SPARQL endpoint and query UI", "/sparql"),
+        ("query catalogue API", "/api/queries"),
+        ("API documentation", "/docs"),
+        ("download (Turtle)", "/download/escap-kg.ttl"),
+        ("dataset description", "/.well-known/void"),
+    ):
+        console.print(f"  {label:<30} {base}{path}", markup=False)
+    if settings.update_token:
+        console.print("  SPARQL Update is enabled (Authorization: Bearer <token>)", markup=False)
+    uvicorn.run(application, host=host, port=port, log_level="info", server_header=False)
+
+
 def main() -> None:
     """Entry point of the console script."""
     app()

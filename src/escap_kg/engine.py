@@ -288,7 +288,8 @@ class QueryEngine:
         """Send a job and wait for its answer until the deadline; None when time ran out."""
         try:
             worker.conn.send(job)
-            if not worker.conn.poll(max(deadline - time.monotonic(), 0)):
+            remaining = None if deadline == float("inf") else max(deadline - time.monotonic(), 0)
+            if not worker.conn.poll(remaining):
                 return None
             reply: tuple[Any, ...] = worker.conn.recv()
             return reply

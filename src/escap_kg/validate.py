@@ -150,6 +150,43 @@ def validate(kg: KnowledgeGraph) -> Report:
 
 
 def report_lines(report: Report, kg: KnowledgeGraph) -> list[str]:
-    """The report as one line per violation, IRIs shortened with the project's prefixes."""
+    """One line per violation, ``file:line: rule: resource property = value: message``."""
     names = prefixes(kg.settings.base_iri)
-    return [v.line(names) for v in report.violations]
+    where = Locator(kg, names)
+    return [f"{where(v.focus)}{v.line(names)}" for v in report.violations]
+
+
+class Locator:
+    """Finds the file and line where a resource is described, for error messages."""
+
+    def __init__(self, kg: KnowledgeGraph, names: Mapping[str, str]) -> None:
+        self.kg = kg
+        self.names = dict(names)
+        self._texts: dict[Path, list[str]] = {}
+
+    def __call__(self, iri: str) -> str:
+        if not iri.startswith(("http://", "https://", "urn:")):
+            return ""
+        node = ox.NamedNode(iri)
+        graphs = {
+            q.graph_name.value
+            for q in self.kg.store.quads_for_pattern(node, None, None)
+            if isinstance(q.graph_name, ox.NamedNode)
+        }
+        for source in self.kg.files:
+            if source.graph in graphs:
+                return f"{source.path}:{self._line(source.path, iri)}: "
+        return ""
+
+    def _line(self, path: Path, iri: str) -> int:
+        if path not in self._texts:
+            try:
+                self._texts[path] = path.read_text(encoding="utf-8").splitlines()
+            except (OSError, UnicodeDecodeError):
+                self._texts[path] = []
+        forms = {f"<{iri}>", shorten(iri, self.names)}
+        for number, line in enumerate(self._texts[path], start=1):
+            head = line.split(maxsplit=1)[0] if line.strip() else ""
+            if head in forms:
+                return number
+        return 1
