@@ -1,0 +1,221 @@
+"""End to end: ``escap-kg serve`` on 127.0.0.1, used by real SPARQL clients."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import rdflib
+from rdflib.plugins.stores.sparqlstore import SPARQLStore
+from SPARQLWrapper import CSV, JSON, TSV, TURTLE, XML, SPARQLWrapper
+from SPARQLWrapper.SPARQLExceptions import QueryBadFormed, Unauthorized
+
+from tests.conftest import FIXTURES, ROOT, LiveServer
+
+EKG = "https://w3id.org/escap-kg/ontology#"
+ID = "https://w3id.org/escap-kg/id/"
+TOKEN = "an-end-to-end-test-token"
+SLOW = "SELECT (COUNT(*) AS ?n) WHERE { ?a ?b ?c . ?d ?e ?f . ?g ?h ?i }"
+ACTIVITIES = f"""
+SELECT ?activity ?date WHERE {{
+  ?activity a/<http://www.w3.org/2000/01/rdf-schema#subClassOf>* <{EKG}Activity> ;
+    <https://schema.org/startDate> ?date .
+}} ORDER BY STR(?date)"""
+
+pytestmark = pytest.mark.slow
+
+
+def wrapper(server: LiveServer) -> SPARQLWrapper:
+    return SPARQLWrapper(f"{server.url}/sparql")
+
+
+def test_sparqlwrapper_select_in_every_format(live_server: LiveServer) -> None:
+    sparql = wrapper(live_server)
+    sparql.setQuery(ACTIVITIES)
+    sparql.setReturnFormat(JSON)
+    bindings = sparql.queryAndConvert()["results"]["bindings"]  # type: ignore[index,call-overload]
+    assert [b["date"]["value"] for b in bindings] == ["2001", "2002-10", "2002-12-11", "2003"]
+    sparql.setReturnFormat(XML)
+    document = sparql.queryAndConvert()
+    assert len(document.getElementsByTagName("result")) == 4  # type: ignore[union-attr]
+    for fmt, separator in ((CSV, ","), (TSV, "\t")):
+        sparql.setReturnFormat(fmt)
+        text = sparql.queryAndConvert().decode()  # type: ignore[union-attr]
+        lines = text.strip().splitlines()
+        assert len(lines) == 5
+        assert separator in lines[0]
+
+
+def test_sparqlwrapper_ask_construct_and_post(live_server: LiveServer) -> None:
+    sparql = wrapper(live_server)
+    sparql.setQuery(f"ASK {{ <{ID}activity/fifth-appc> a <{EKG}Conference> }}")
+    sparql.setReturnFormat(JSON)
+    assert sparql.queryAndConvert()["boolean"] is True  # type: ignore[index,call-overload]
+    sparql.setMethod("POST")
+    sparql.setQuery(
+        f"CONSTRUCT {{ ?s ?p ?o }} WHERE {{ BIND(<{ID}activity/fifth-appc> AS ?s) ?s ?p ?o }}"
+    )
+    sparql.setReturnFormat(TURTLE)
+    graph = rdflib.Graph().parse(data=sparql.queryAndConvert(), format="turtle")  # type: ignore[arg-type]
+    assert (rdflib.URIRef(f"{ID}activity/fifth-appc"), None, None) in graph
+
+
+def test_sparqlwrapper_sees_a_malformed_query(live_server: LiveServer) -> None:
+    sparql = wrapper(live_server)
+    sparql.setQuery("SELECT ?x WHERE { ?x ?p }")
+    with pytest.raises(QueryBadFormed, match="malformed query"):
+        sparql.query()
+
+
+def test_rdflib_sparqlstore(live_server: LiveServer) -> None:
+    graph = rdflib.Graph(store=SPARQLStore(f"{live_server.url}/sparql"))
+    rows = list(graph.query(ACTIVITIES))
+    assert [str(row[1]) for row in rows] == ["2001", "2002-10", "2002-12-11", "2003"]  # type: ignore[index]
+    seminar = rdflib.URIRef(f"{ID}activity/seminar-2002-gender-equality-trafficking")
+    labels = set(graph.objects(seminar, rdflib.RDFS.label))
+    assert labels == {
+        rdflib.Literal(
+            "Seminar on Promoting Gender Equality to Combat Trafficking in Women and Children",
+            lang="en",
+        )
+    }
+
+
+def test_httpx_downloads_and_api(live_server: LiveServer) -> None:
+    with httpx.Client(base_url=live_server.url) as client:
+        turtle = client.get("/download/escap-kg.ttl")
+        assert turtle.status_code == 200
+        assert turtle.headers["content-encoding"] == "gzip"
+        assert len(rdflib.Graph().parse(data=turtle.text, format="turtle")) > 1000
+        listing = client.get("/api/queries").json()
+        assert listing[0]["link"].startswith(live_server.url)
+        answer = client.get(listing[0]["link"], headers={"Accept": "text/csv"})
+        assert answer.status_code == 200
+        assert answer.text.count("\n") == 5
+        assert "server" not in turtle.headers
+
+
+def test_slow_query_is_stopped_while_others_are_served(live_server: LiveServer) -> None:
+    """A runaway query hits the 3 s limit; a cheap query sent meanwhile is answered at once."""
+
+    def slow() -> tuple[int, float, str]:
+        start = time.monotonic()
+        response = httpx.get(f"{live_server.url}/sparql", params={"query": SLOW}, timeout=30)
+        return response.status_code, time.monotonic() - start, response.text
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        running = pool.submit(slow)
+        time.sleep(0.5)
+        start = time.monotonic()
+        quick = httpx.get(f"{live_server.url}/sparql", params={"query": "ASK {}"}, timeout=30)
+        quick_time = time.monotonic() - start
+        status, slow_time, text = running.result()
+    assert quick.status_code == 200
+    assert quick_time < 1.0, f"a cheap query waited {quick_time:.2f} s behind a slow one"
+    assert status == 503
+    assert "time limit of 3 s" in text
+    assert 2.5 < slow_time < 10, f"the slow query took {slow_time:.1f} s"
+    # The server keeps answering after the worker was replaced.
+    again = httpx.get(f"{live_server.url}/sparql", params={"query": "ASK {}"}, timeout=30)
+    assert again.status_code == 200
+
+
+@pytest.fixture(scope="module")
+def writable_server() -> Iterator[LiveServer]:
+    server = LiveServer("--workers", "2", env={"ESCAP_KG_UPDATE_TOKEN": TOKEN}).wait()
+    yield server
+    server.stop()
+
+
+def test_update_with_and_without_the_token(writable_server: LiveServer) -> None:
+    update = f'INSERT DATA {{ <{ID}activity/e2e> <{EKG}keyIssue> "from an end-to-end test"@en }}'
+    ask = f"ASK {{ <{ID}activity/e2e> ?p ?o }}"
+
+    anonymous = wrapper(writable_server)
+    anonymous.setMethod("POST")
+    anonymous.setQuery(update)
+    with pytest.raises(Unauthorized):
+        anonymous.query()
+
+    sparql = wrapper(writable_server)
+    sparql.setMethod("POST")
+    sparql.addCustomHttpHeader("Authorization", f"Bearer {TOKEN}")
+    sparql.setQuery(update)
+    sparql.query()
+
+    check = wrapper(writable_server)
+    check.setQuery(ask)
+    check.setReturnFormat(JSON)
+    assert all(check.queryAndConvert()["boolean"] for _ in range(4))  # type: ignore[index,call-overload]
+
+    wrong = httpx.post(
+        f"{writable_server.url}/sparql",
+        content="CLEAR ALL",
+        headers={"Content-Type": "application/sparql-update", "Authorization": "Bearer nope"},
+    )
+    assert wrong.status_code == 403
+    assert check.queryAndConvert()["boolean"]  # type: ignore[index,call-overload]
+
+
+def test_serve_refuses_a_file_that_does_not_parse(tmp_path: Path) -> None:
+    bad = tmp_path / "thesaurus.ttl"
+    bad.write_text('@prefix ex: <http://example.org/> .\nex:a ex:b "broken .\n')
+    done = subprocess.run(
+        [sys.executable, "-m", "escap_kg", "serve", "--port", "1", "--data", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert f"{bad}:2:" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_serve_refuses_our_own_data_when_it_does_not_validate(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    for path in (ROOT / "data").rglob("*.ttl"):
+        target = data / path.relative_to(ROOT / "data")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(path.read_bytes())
+    (data / "broken.ttl").write_bytes(
+        (FIXTURES / "invalid" / "activity-missing-start-date.ttl").read_bytes()
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "escap_kg", "serve", "--port", "1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**__import__("os").environ, "ESCAP_KG_DATA_DIR": str(data)},
+    )
+    assert done.returncode == 1
+    assert f"{data / 'broken.ttl'}:" in done.stderr
+    assert "not serving a graph that does not validate" in done.stderr
+
+
+def test_other_data_is_served_beside_ours(tmp_path: Path) -> None:
+    extra = tmp_path / "unbis-extract.nt"
+    extra.write_text(
+        "<http://metadata.un.org/thesaurus/1003321> "
+        '<http://www.w3.org/2004/02/skos/core#prefLabel> "INTERNATIONAL MIGRATION"@en .\n'
+    )
+    server = LiveServer("--workers", "1", "--data", str(extra)).wait()
+    try:
+        sparql = wrapper(server)
+        sparql.setQuery(
+            "SELECT ?theme WHERE { ?theme <http://www.w3.org/2004/02/skos/core#exactMatch> ?c . "
+            '?c <http://www.w3.org/2004/02/skos/core#prefLabel> "INTERNATIONAL MIGRATION"@en }'
+        )
+        sparql.setReturnFormat(JSON)
+        bindings = sparql.queryAndConvert()["results"]["bindings"]  # type: ignore[index,call-overload]
+        assert [b["theme"]["value"] for b in bindings] == [f"{ID}theme/international-migration"]
+    finally:
+        server.stop()
