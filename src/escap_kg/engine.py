@@ -1,10 +1,12 @@
 """The query engine: Oxigraph in worker processes, off the event loop, with limits that kill.
 
-Each worker process holds the graph and runs one query at a time on Oxigraph's native engine,
-writing the answer with Oxigraph's own serialisers. The server hands a query to an idle worker
-and waits for its answer in a thread, so the event loop is never blocked. A query that runs past
-its time limit has its worker killed (its CPU work ends at once) and a fresh worker is started in
-its place, so the pool stays full.
+Each worker process holds the graph (in memory, or an on-disk store opened read-only) and runs
+one job at a time on Oxigraph's native engine, writing the answer with Oxigraph's own serialisers
+in chunks. The server hands a job to an idle worker and reads the chunks in a thread, so the event
+loop is never blocked; a large answer streams to the client as it is produced, with the socket
+between the processes as back-pressure, so memory does not grow with the answer. A job that runs
+past its time limit has its worker killed (its CPU work ends at once) and a fresh worker is started
+in its place, so the pool stays full.
 """
 
 from __future__ import annotations
@@ -19,9 +21,9 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +41,14 @@ GRAPH_FORMATS: dict[str, ox.RdfFormat] = {
     "xml": ox.RdfFormat.RDF_XML,
     "jsonld": ox.RdfFormat.JSON_LD,
 }
+DUMP_FORMATS: dict[str, ox.RdfFormat] = {
+    "nquads": ox.RdfFormat.N_QUADS,
+    "trig": ox.RdfFormat.TRIG,
+    "nt": ox.RdfFormat.N_TRIPLES,
+}
 CHUNK = 64 * 1024
+#: An answer up to this size is sent whole, with a Content-Length; a larger one streams.
+BUFFER = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -47,7 +56,8 @@ class QueryJob:
     """A query for a worker: its text, the result format, and the dataset to run it over.
 
     ``default_graphs``/``named_graphs`` set the dataset (None: not given). With neither and no
-    FROM in the query, the default graph is the union of all graphs.
+    FROM in the query, the default graph is the union of all graphs. ``bindings`` are values for
+    variables, ``(name, (kind, value))`` with kind ``iri`` or ``literal``, bound as terms.
     """
 
     text: str
@@ -68,8 +78,15 @@ class UpdateJob:
     base_iri: str | None = None
 
 
+@dataclass(frozen=True)
+class DumpJob:
+    """The whole store in one RDF format (``nquads``, ``trig``, or ``nt`` for the union)."""
+
+    result_format: str
+
+
 class EngineError(Exception):
-    """A query or update failed; ``status`` is the HTTP status that fits."""
+    """A job failed; ``status`` is the HTTP status that fits."""
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
@@ -77,86 +94,214 @@ class EngineError(Exception):
         self.message = message
 
 
-@dataclass(frozen=True)
+@dataclass
 class Answer:
-    """A query's answer: the serialisation format name and the bytes."""
+    """A query's answer: its format, its first bytes, and the rest as a stream if it is large.
+
+    ``rest`` is None when ``body`` is the whole answer. Otherwise the answer must be read to the
+    end (or ``rest.aclose()`` called) to give the worker back.
+    """
 
     result_format: str
     body: bytes
+    rest: AsyncIterator[bytes] | None = None
+
+    async def read(self) -> bytes:
+        """The whole answer in memory (for small answers and tests)."""
+        if self.rest is None:
+            return self.body
+        parts = [self.body]
+        async for chunk in self.rest:
+            parts.append(chunk)
+        return b"".join(parts)
+
+
+@dataclass(frozen=True)
+class StoreSource:
+    """Where workers get the graph: an N-Quads snapshot to load in memory, or an on-disk store."""
+
+    snapshot: Path | None = None
+    database: Path | None = None
+
+    def args(self) -> list[str]:
+        if self.database is not None:
+            return ["--db", str(self.database)]
+        if self.snapshot is not None:
+            return ["--snapshot", str(self.snapshot)]
+        raise ValueError("a store source needs a snapshot or a database")
+
+
+# Messages between the processes ---------------------------------------------------------------
+#
+# Every message from a worker is one frame: b"D" + answer bytes, or b"C" + a pickled tuple:
+# ("ready", pid), ("end",) after an answer, ("ok",) after an update or a close/reopen, or
+# ("error", status, message) in place of either.
+
+DATA, CONTROL = b"D", b"C"
+
+
+def _send_control(conn: multiprocessing.connection.Connection, *message: object) -> None:
+    import pickle
+
+    conn.send_bytes(CONTROL + pickle.dumps(message))
+
+
+def _decode(raw: bytes) -> Any:
+    """Answer bytes, or the control tuple of a frame."""
+    import pickle
+
+    if raw[:1] == DATA:
+        return raw[1:]
+    return pickle.loads(raw[1:])  # noqa: S301 - frames from our own worker process
 
 
 # The worker process ---------------------------------------------------------------------------
-
-
-class _LimitedWriter:
-    """Collects serialised output, refusing to grow past a byte limit."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.parts: list[bytes] = []
-        self.size = 0
-
-    def write(self, data: bytes) -> int:
-        self.size += len(data)
-        if self.limit and self.size > self.limit:
-            raise _TooLargeError
-        self.parts.append(bytes(data))
-        return len(data)
-
-    def flush(self) -> None:
-        return None
 
 
 class _TooLargeError(Exception):
     pass
 
 
-def _run_query(store: ox.Store, job: QueryJob) -> Answer:
-    kwargs: dict[str, Any] = {"base_iri": job.base_iri}
+class _ChunkWriter:
+    """A file-like sink for Oxigraph's serialisers that sends chunks to the server."""
+
+    def __init__(self, conn: multiprocessing.connection.Connection, limit: int) -> None:
+        self.conn = conn
+        self.limit = limit
+        self.buffer = bytearray()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.size += len(data)
+        if self.limit and self.size > self.limit:
+            raise _TooLargeError
+        self.buffer += data
+        if len(self.buffer) >= CHUNK:
+            self.conn.send_bytes(DATA + self.buffer)
+            self.buffer = bytearray()
+        return len(data)
+
+    def flush(self) -> None:
+        return None
+
+    def close(self) -> None:
+        if self.buffer:
+            self.conn.send_bytes(DATA + self.buffer)
+            self.buffer = bytearray()
+
+
+def _query_options(job: QueryJob) -> dict[str, Any]:
+    options: dict[str, Any] = {"base_iri": job.base_iri}
+    if job.default_graphs is not None or job.named_graphs is not None:
+        options["default_graph"] = [ox.NamedNode(g) for g in job.default_graphs or ()]
+        options["named_graphs"] = [ox.NamedNode(g) for g in job.named_graphs or ()]
+    elif job.union_default_graph:
+        options["use_default_graph_as_union"] = True
     if job.bindings:
-        kwargs["substitutions"] = {
+        options["substitutions"] = {
             ox.Variable(name): ox.NamedNode(value) if kind == "iri" else ox.Literal(value)
             for name, (kind, value) in job.bindings
         }
-    if job.default_graphs is not None or job.named_graphs is not None:
-        kwargs["default_graph"] = [ox.NamedNode(g) for g in job.default_graphs or ()]
-        kwargs["named_graphs"] = [ox.NamedNode(g) for g in job.named_graphs or ()]
-    elif job.union_default_graph:
-        kwargs["use_default_graph_as_union"] = True
-    result = store.query(job.text, **kwargs)
-    writer = _LimitedWriter(job.max_bytes)
-    if isinstance(result, ox.QueryTriples):
-        rdf = GRAPH_FORMATS[job.result_format]
-        ox.serialize(result, writer, format=rdf)  # type: ignore[arg-type]
-    else:
-        result.serialize(writer, format=RESULT_FORMATS[job.result_format])  # type: ignore[arg-type]
-    return Answer(job.result_format, b"".join(writer.parts))
+    return options
 
 
-def _worker_main(conn: multiprocessing.connection.Connection, snapshot: str) -> None:
-    """Load the snapshot, say ready, then answer jobs until the pipe closes."""
-    store = ox.Store()
-    store.load(path=snapshot, format=ox.RdfFormat.N_QUADS)
-    conn.send(("ready", os.getpid()))
-    while True:
-        try:
-            job = conn.recv()
-        except (EOFError, OSError):
-            return
+class _Worker:
+    """The loop of a worker process: one job at a time, answers sent as byte chunks.
+
+    Messages to the server: ``("ready", pid)``; for a job, ``("ok",)`` then the answer as raw
+    byte messages, then ``("end",)``; or ``("error", status, message)`` at any point.
+    """
+
+    def __init__(self, conn: multiprocessing.connection.Connection, source: StoreSource) -> None:
+        self.conn = conn
+        self.source = source
+        self.store: ox.Store | None = None
+
+    def open(self) -> None:
+        if self.source.database is not None:
+            self.store = ox.Store.read_only(str(self.source.database))
+        else:
+            store = ox.Store()
+            if self.source.snapshot is not None:
+                store.load(path=str(self.source.snapshot), format=ox.RdfFormat.N_QUADS)
+            self.store = store
+
+    def serve(self) -> None:
+        self.open()
+        _send_control(self.conn, "ready", os.getpid())
+        while True:
+            try:
+                job = self.conn.recv()
+            except (EOFError, OSError):
+                return
+            self.handle(job)
+
+    def handle(self, job: object) -> None:
+        limit = job.max_bytes if isinstance(job, QueryJob) else 0
+        writer = _ChunkWriter(self.conn, limit)
         try:
             if isinstance(job, QueryJob):
-                conn.send(("ok", _run_query(store, job)))
+                self.query(job, writer)
+            elif isinstance(job, DumpJob):
+                self.dump(job, writer)
             elif isinstance(job, UpdateJob):
-                store.update(job.text, base_iri=job.base_iri)
-                conn.send(("ok", None))
+                self.update(job)
+                _send_control(self.conn, "ok")
+                return
+            elif job == "close":
+                self.store = None
+                _send_control(self.conn, "ok")
+                return
+            elif job == "reopen":
+                self.open()
+                _send_control(self.conn, "ok")
+                return
+            else:
+                _send_control(self.conn, "error", 500, f"unknown job {job!r}")
+                return
+            writer.close()
+            _send_control(self.conn, "end")
         except _TooLargeError:
-            limit = job.max_bytes if isinstance(job, QueryJob) else 0
             message = f"the answer is larger than the limit of {limit:,} bytes; add LIMIT"
-            conn.send(("error", 413, message))
+            _send_control(self.conn, "error", 413, message)
         except SyntaxError as err:
-            conn.send(("error", 400, f"malformed query: {_syntax_message(err)}"))
+            _send_control(self.conn, "error", 400, f"malformed query: {_syntax_message(err)}")
         except (RuntimeError, ValueError, OSError) as err:
-            conn.send(("error", 400, f"query failed: {err}"))
+            _send_control(self.conn, "error", 400, f"query failed: {err}")
+
+    def query(self, job: QueryJob, writer: _ChunkWriter) -> None:
+        assert self.store is not None  # noqa: S101 - opened before any job
+        result = self.store.query(job.text, **_query_options(job))
+        if isinstance(result, ox.QueryTriples):
+            ox.serialize(result, writer, format=GRAPH_FORMATS[job.result_format])  # type: ignore[arg-type]
+        else:
+            result.serialize(writer, format=RESULT_FORMATS[job.result_format])  # type: ignore[arg-type]
+
+    def dump(self, job: DumpJob, writer: _ChunkWriter) -> None:
+        assert self.store is not None  # noqa: S101 - opened before any job
+        if job.result_format == "nt":
+            triples = self.store.query(
+                "CONSTRUCT { ?s ?p ?o } WHERE { ?s ?p ?o }", use_default_graph_as_union=True
+            )
+            ox.serialize(triples, writer, format=ox.RdfFormat.N_TRIPLES)  # type: ignore[arg-type]
+        else:
+            self.store.dump(writer, format=DUMP_FORMATS[job.result_format])  # type: ignore[arg-type]
+
+    def update(self, job: UpdateJob) -> None:
+        if self.source.database is None:
+            assert self.store is not None  # noqa: S101 - opened before any job
+            self.store.update(job.text, base_iri=job.base_iri)
+            return
+        # On disk the workers hold read-only instances, all closed by now: write through a
+        # read-write instance of our own, closed again before the others reopen.
+        self.store = None
+        try:
+            writable = ox.Store(str(self.source.database))
+            writable.update(job.text, base_iri=job.base_iri)
+            writable.flush()
+            del writable
+        finally:
+            self.open()
 
 
 def _syntax_message(err: SyntaxError) -> str:
@@ -168,23 +313,33 @@ def _syntax_message(err: SyntaxError) -> str:
     return message
 
 
+def worker_main(argv: Sequence[str]) -> None:
+    """Entry point of ``python -m escap_kg.engine FD (--snapshot FILE | --db DIR)``."""
+    fd, option, path = argv
+    source = StoreSource(
+        snapshot=Path(path) if option == "--snapshot" else None,
+        database=Path(path) if option == "--db" else None,
+    )
+    _Worker(multiprocessing.connection.Connection(int(fd)), source).serve()
+
+
 # The pool ------------------------------------------------------------------------------------
 
 
-class _Worker:
-    """One worker: a ``python -m escap_kg.engine`` process joined to us by a socket pair.
+class _Process:
+    """A worker process, joined to the server by a socket pair.
 
-    A plain subprocess, not multiprocessing's spawn, so the child never re-imports the parent's
-    ``__main__`` (which breaks under ``python -c`` and some servers).
+    A plain subprocess, not multiprocessing's spawn, so the child never re-imports the server's
+    ``__main__`` (which breaks under ``python -c`` and some process managers).
     """
 
-    def __init__(self, snapshot: Path) -> None:
+    def __init__(self, source: StoreSource) -> None:
         parent, child = socket.socketpair()
         self.conn = multiprocessing.connection.Connection(parent.detach())
         child_fd = child.detach()
         try:
             self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-                [sys.executable, "-m", "escap_kg.engine", str(child_fd), str(snapshot)],
+                [sys.executable, "-m", "escap_kg.engine", str(child_fd), *source.args()],
                 pass_fds=(child_fd,),
                 stdin=subprocess.DEVNULL,
             )
@@ -194,7 +349,7 @@ class _Worker:
     def wait_ready(self, timeout: float) -> None:
         try:
             if self.conn.poll(timeout):
-                message = self.conn.recv()
+                message = _decode(self.conn.recv_bytes())
                 if message[0] == "ready":
                     return
         except (EOFError, OSError):
@@ -214,30 +369,78 @@ class _Worker:
             self.conn.close()
 
 
+_CRASHED = ("crashed",)
+
+
+@dataclass
+class _Lease:
+    """A worker lent to one job, returned (or replaced) exactly once."""
+
+    worker: _Process
+    engine: QueryEngine
+    loop: asyncio.AbstractEventLoop
+    deadline: float
+    done: bool = field(default=False)
+
+    def recv(self) -> Any:
+        """The next message, or None when the deadline passed; raises EOFError on a crash."""
+        remaining = None if self.deadline == float("inf") else self.deadline - time.monotonic()
+        if remaining is not None and remaining <= 0:
+            return None
+        if not self.worker.conn.poll(remaining):
+            return None
+        return self.worker.conn.recv_bytes()
+
+    def release(self) -> None:
+        if not self.done:
+            self.done = True
+            self.engine._give_back(self.worker)
+
+    def discard(self) -> None:
+        if not self.done:
+            self.done = True
+            self.engine._replace(self.worker, self.loop)
+
+
 class QueryEngine:
-    """A fixed pool of Oxigraph worker processes over one dataset."""
+    """A fixed pool of Oxigraph worker processes over one store."""
 
     def __init__(
-        self, quads: bytes, workers: int | None = None, start_timeout: float = 60.0
+        self,
+        source: bytes | Path,
+        workers: int | None = None,
+        start_timeout: float = 120.0,
     ) -> None:
+        """``source`` is N-Quads to hold in memory, or the folder of an on-disk store."""
         self.size = max(1, workers or os.cpu_count() or 1)
         self.start_timeout = start_timeout
         self._dir = tempfile.TemporaryDirectory(prefix="escap-kg-")
-        self._snapshot = Path(self._dir.name) / "snapshot.nq"
-        self._snapshot.write_bytes(quads)
-        self._idle: asyncio.Queue[_Worker] | None = None
+        if isinstance(source, Path):
+            self.source = StoreSource(database=source)
+        else:
+            snapshot = Path(self._dir.name) / "snapshot.nq"
+            snapshot.write_bytes(source)
+            self.source = StoreSource(snapshot=snapshot)
+        self._idle: asyncio.Queue[_Process] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._threads = ThreadPoolExecutor(
-            max_workers=self.size * 2 + 2, thread_name_prefix="query"
+            max_workers=self.size * 4 + 4, thread_name_prefix="query"
         )
         self._lock = threading.Lock()
         self._update_lock: asyncio.Lock | None = None
-        self._all: set[_Worker] = set()
+        self._all: set[_Process] = set()
         self.killed = 0
         self.closed = False
 
+    @property
+    def on_disk(self) -> bool:
+        """True when the workers share an on-disk store."""
+        return self.source.database is not None
+
     async def start(self) -> None:
-        """Start the workers and wait until each has loaded the graph."""
+        """Start the workers and wait until each has opened the graph."""
         loop = asyncio.get_running_loop()
+        self._loop = loop
         self._idle = asyncio.Queue()
         self._update_lock = asyncio.Lock()
         workers = await asyncio.gather(
@@ -246,16 +449,20 @@ class QueryEngine:
         for worker in workers:
             self._idle.put_nowait(worker)
 
-    def _spawn(self) -> _Worker:
+    def _spawn(self) -> _Process:
         if self.closed:
             raise EngineError(503, "the query engine is stopping")
-        worker = _Worker(self._snapshot)
+        worker = _Process(self.source)
         worker.wait_ready(self.start_timeout)
         with self._lock:
             self._all.add(worker)
         return worker
 
-    def _replace(self, dead: _Worker, loop: asyncio.AbstractEventLoop) -> None:
+    def _give_back(self, worker: _Process) -> None:
+        if self._idle is not None and not self.closed:
+            self._idle.put_nowait(worker)
+
+    def _replace(self, dead: _Process, loop: asyncio.AbstractEventLoop) -> None:
         """Kill a worker and start its successor in the background."""
         dead.kill()
         with self._lock:
@@ -269,12 +476,11 @@ class QueryEngine:
                 worker = self._spawn()
             except EngineError:
                 return
-            if self._idle is not None and not self.closed:
-                loop.call_soon_threadsafe(self._idle.put_nowait, worker)
+            loop.call_soon_threadsafe(self._give_back, worker)
 
         self._threads.submit(spawn)
 
-    async def _acquire(self, deadline: float) -> _Worker:
+    async def _acquire(self, deadline: float) -> _Process:
         if self._idle is None:
             raise EngineError(503, "the query engine is not running")
         remaining = deadline - time.monotonic()
@@ -283,104 +489,141 @@ class QueryEngine:
         except TimeoutError:
             raise EngineError(503, "all query workers are busy; try again shortly") from None
 
-    @staticmethod
-    def _exchange(worker: _Worker, job: object, deadline: float) -> tuple[Any, ...] | None:
-        """Send a job and wait for its answer until the deadline; None when time ran out."""
-        try:
-            worker.conn.send(job)
-            remaining = None if deadline == float("inf") else max(deadline - time.monotonic(), 0)
-            if not worker.conn.poll(remaining):
-                return None
-            reply: tuple[Any, ...] = worker.conn.recv()
-            return reply
-        except (EOFError, OSError, BrokenPipeError):
-            return ("crashed",)
+    async def _lease(self, timeout: float) -> _Lease:
+        deadline = time.monotonic() + timeout
+        if self._update_lock is not None and self._update_lock.locked():
+            async with self._update_lock:
+                pass
+        worker = await self._acquire(deadline)
+        return _Lease(worker, self, asyncio.get_running_loop(), deadline)
 
     async def query(self, job: QueryJob, timeout: float) -> Answer:
         """Run a query on an idle worker; raise :class:`EngineError` on failure or timeout."""
-        loop = asyncio.get_running_loop()
-        deadline = time.monotonic() + timeout
-        worker = await self._acquire(deadline)
-        reply = await loop.run_in_executor(self._threads, self._exchange, worker, job, deadline)
-        return self._finish(worker, reply, loop, timeout)
+        return await self._run(job, job.result_format, timeout)
 
-    def _finish(
-        self,
-        worker: _Worker,
-        reply: tuple[Any, ...] | None,
-        loop: asyncio.AbstractEventLoop,
-        timeout: float,
-    ) -> Answer:
-        if reply is None:
-            self._replace(worker, loop)
+    async def dump(self, job: DumpJob, timeout: float) -> Answer:
+        """The whole store in one format, streamed (for downloads of on-disk stores)."""
+        return await self._run(job, job.result_format, timeout)
+
+    async def _run(self, job: object, result_format: str, timeout: float) -> Answer:
+        lease = await self._lease(timeout)
+        loop = asyncio.get_running_loop()
+        try:
+            first = await loop.run_in_executor(self._threads, _send_and_read, lease, job)
+        except BaseException:
+            lease.discard()
+            raise
+        kind, payload = first
+        if kind == "timeout":
+            lease.discard()
             raise EngineError(
                 503, f"the query ran longer than the time limit of {timeout:g} s and was stopped"
             )
-        if reply[0] == "crashed":
-            self._replace(worker, loop)
+        if kind == "crashed":
+            lease.discard()
             raise EngineError(500, "the query worker stopped unexpectedly")
-        assert self._idle is not None  # noqa: S101 - set in start()
-        self._idle.put_nowait(worker)
-        if reply[0] == "error":
-            raise EngineError(reply[1], reply[2])
-        answer: Answer = reply[1]
-        return answer
+        if kind == "error":
+            lease.release()
+            status, message = payload
+            raise EngineError(status, message)
+        body, finished = payload
+        if finished:
+            lease.release()
+            return Answer(result_format, body)
+        return Answer(result_format, body, self._rest(lease, timeout))
+
+    async def _rest(self, lease: _Lease, timeout: float) -> AsyncIterator[bytes]:
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                kind, payload = await loop.run_in_executor(self._threads, _read_more, lease)
+                if kind == "chunk":
+                    yield payload
+                elif kind == "end":
+                    lease.release()
+                    return
+                elif kind == "timeout":
+                    raise EngineError(
+                        503, f"the query ran longer than the time limit of {timeout:g} s"
+                    )
+                elif kind == "error":
+                    raise EngineError(*payload)
+                else:
+                    raise EngineError(500, "the query worker stopped unexpectedly")
+        finally:
+            # An answer abandoned half way (client gone, error, limit): its worker may still be
+            # writing, so it is replaced rather than reused.
+            lease.discard()
 
     async def update(
         self,
         job: UpdateJob,
         timeout: float,
-        after_first: Callable[[], bytes] | None = None,
+        after_first: Callable[[], bytes | None] | None = None,
     ) -> None:
         """Apply an update to every worker, all or nothing.
 
         Every worker is taken out of service first, so no query sees a half-updated pool. The
         update runs on one worker under the time limit; only when it succeeds is it applied to
-        the others. Oxigraph applies an update atomically, so a failed one changes nothing.
-        ``after_first`` runs once the update has succeeded on the first worker (the server applies
-        it to its own copy there) and returns the new content for workers started later.
+        the others (in memory) or do the others reopen the store (on disk). Oxigraph applies an
+        update atomically, so a failed or killed one changes nothing. ``after_first`` runs once
+        the update has succeeded (the server applies it to its own copy there) and may return the
+        new content for workers started later.
         """
         if self._update_lock is None or self._idle is None:
             raise EngineError(503, "the query engine is not running")
         loop = asyncio.get_running_loop()
         async with self._update_lock:
             deadline = time.monotonic() + timeout
-            taken: list[_Worker] = []
+            taken: list[_Process] = []
+            reopened = not self.on_disk
             try:
                 while len(taken) < self.size:
                     taken.append(await self._acquire(deadline + self.start_timeout))
+                if self.on_disk:
+                    await self._broadcast(taken, "close", loop)
                 first, *rest = taken
-                reply = await loop.run_in_executor(
-                    self._threads, self._exchange, first, job, deadline
+                lease = _Lease(first, self, loop, deadline)
+                kind, payload = await loop.run_in_executor(
+                    self._threads, _send_and_read, lease, job
                 )
-                if reply is None or reply[0] == "crashed":
+                if kind in ("timeout", "crashed"):
                     taken.remove(first)
                     self._replace(first, loop)
-                    raise EngineError(
-                        503 if reply is None else 500,
-                        f"the update ran longer than the time limit of {timeout:g} s "
-                        "and was stopped; nothing was changed"
-                        if reply is None
-                        else "the update worker stopped unexpectedly; nothing was changed",
-                    )
-                if reply[0] == "error":
-                    raise EngineError(reply[1], reply[2].replace("query failed", "update failed"))
+                    if kind == "timeout":
+                        raise EngineError(
+                            503,
+                            f"the update ran longer than the time limit of {timeout:g} s and was "
+                            "stopped; nothing was changed",
+                        )
+                    raise EngineError(500, "the update worker stopped; nothing was changed")
+                if kind == "error":
+                    status, message = payload
+                    raise EngineError(status, message.replace("query failed", "update failed"))
                 if after_first is not None:
                     snapshot = await loop.run_in_executor(self._threads, after_first)
-                    self._snapshot.write_bytes(snapshot)
-                replies = await asyncio.gather(
-                    *(
-                        loop.run_in_executor(self._threads, self._exchange, w, job, float("inf"))
-                        for w in rest
-                    )
-                )
-                for worker, other in zip(rest, replies, strict=True):
-                    if other is None or other[0] != "ok":
-                        taken.remove(worker)
-                        self._replace(worker, loop)
+                    if snapshot is not None and self.source.snapshot is not None:
+                        self.source.snapshot.write_bytes(snapshot)
+                await self._broadcast(rest, "reopen" if self.on_disk else job, loop)
+                reopened = True
             finally:
+                if not reopened:
+                    await self._broadcast(taken, "reopen", loop)
                 for worker in taken:
-                    self._idle.put_nowait(worker)
+                    self._give_back(worker)
+
+    async def _broadcast(
+        self, workers: list[_Process], job: object, loop: asyncio.AbstractEventLoop
+    ) -> None:
+        """Send one job to several workers; a worker that does not say ok is replaced."""
+        leases = [_Lease(w, self, loop, float("inf")) for w in workers]
+        replies = await asyncio.gather(
+            *(loop.run_in_executor(self._threads, _send_and_read, lease, job) for lease in leases)
+        )
+        for worker, (kind, _) in zip(list(workers), replies, strict=True):
+            if kind != "done":
+                workers.remove(worker)
+                self._replace(worker, loop)
 
     def pids(self) -> list[int]:
         """The process ids of the live workers."""
@@ -399,17 +642,68 @@ class QueryEngine:
         self._dir.cleanup()
 
 
+def _send_and_read(lease: _Lease, job: object) -> tuple[str, Any]:
+    """Send a job and read until the answer is complete or ``BUFFER`` bytes have come."""
+    try:
+        lease.worker.conn.send(job)
+        parts: list[bytes] = []
+        size = 0
+        while True:
+            raw = lease.recv()
+            if raw is None:
+                return ("timeout", None)
+            message = _decode(raw)
+            if isinstance(message, bytes):
+                parts.append(message)
+                size += len(message)
+                if size >= BUFFER:
+                    return ("ok", (b"".join(parts), False))
+            elif message[0] == "error":
+                return ("error", (message[1], message[2]))
+            elif message[0] == "end":
+                return ("ok", (b"".join(parts), True))
+            elif message[0] == "ok":
+                return ("done", None)
+    except (EOFError, OSError):
+        return ("crashed", None)
+
+
+def _read_more(lease: _Lease) -> tuple[str, Any]:
+    try:
+        raw = lease.recv()
+    except (EOFError, OSError):
+        return ("crashed", None)
+    if raw is None:
+        return ("timeout", None)
+    message = _decode(raw)
+    if isinstance(message, bytes):
+        return ("chunk", message)
+    if message[0] == "end":
+        return ("end", None)
+    if message[0] == "error":
+        return ("error", (message[1], message[2]))
+    return ("crashed", None)
+
+
 def snapshot_of(store: ox.Store) -> bytes:
     """The store's quads as N-Quads, for workers to load."""
     return ox.serialize(store, format=ox.RdfFormat.N_QUADS) or b""
 
 
-__all__: Sequence[str] = ("Answer", "EngineError", "QueryEngine", "QueryJob", "UpdateJob")
+__all__: Sequence[str] = (
+    "Answer",
+    "DumpJob",
+    "EngineError",
+    "QueryEngine",
+    "QueryJob",
+    "StoreSource",
+    "UpdateJob",
+)
 
 
 if __name__ == "__main__":
     # Run as ``python -m escap_kg.engine``: use the importable module's classes, so that jobs
-    # unpickle to the same types the parent sent.
-    from escap_kg.engine import _worker_main as worker_main
+    # unpickle to the same types the server sent.
+    from escap_kg.engine import worker_main as main
 
-    worker_main(multiprocessing.connection.Connection(int(sys.argv[1])), sys.argv[2])
+    main(sys.argv[1:])

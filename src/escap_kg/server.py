@@ -6,23 +6,24 @@ import asyncio
 import gzip
 import hashlib
 import hmac
+import json
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import PlainTextResponse, RedirectResponse
+from fastapi.responses import PlainTextResponse, RedirectResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from escap_kg import __version__
-from escap_kg.engine import Answer, EngineError, QueryEngine, QueryJob, UpdateJob
-from escap_kg.export import EXPORT_FORMATS, export
+from escap_kg.engine import Answer, DumpJob, EngineError, QueryEngine, QueryJob, UpdateJob
+from escap_kg.export import EXPORT_FORMATS, ExportFormat, export
 from escap_kg.namespaces import prefixes
 from escap_kg.queries import IRI_CHARS, Query, load_catalogue
 from escap_kg.settings import Settings
@@ -36,7 +37,7 @@ from escap_kg.sparql import (
     scan,
 )
 from escap_kg.store import KnowledgeGraph
-from escap_kg.void import describe_dataset, service_description
+from escap_kg.void import STATS_QUERIES, DatasetStats, describe_dataset, service_description
 
 log = logging.getLogger("escap_kg.server")
 
@@ -73,37 +74,70 @@ class Download:
     etag: str
 
 
+class Engine(Protocol):
+    """What the server needs of a query engine: the local worker pool or an upstream store."""
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def query(self, job: QueryJob, timeout: float) -> Answer: ...
+
+    async def update(
+        self,
+        job: UpdateJob,
+        timeout: float,
+        after_first: Callable[[], bytes | None] | None = None,
+    ) -> None: ...
+
+
 @dataclass
 class State:
-    """What the running application holds."""
+    """What the running application holds.
+
+    ``kg`` is the graph held in memory (None when the workers serve an on-disk store or the
+    engine is an upstream store); everything else goes through ``engine``.
+    """
 
     settings: Settings
-    kg: KnowledgeGraph
-    engine: QueryEngine
+    kg: KnowledgeGraph | None
+    engine: Engine
     catalogue: list[Query]
     generation: int = 0
     downloads: dict[tuple[str, int], Download] = field(default_factory=dict)
+    stats: dict[int, DatasetStats] = field(default_factory=dict)
 
 
-def create_app(settings: Settings | None = None, kg: KnowledgeGraph | None = None) -> FastAPI:
-    """The application over ``kg`` (loaded from ``settings`` when not given).
+def create_app(
+    settings: Settings | None = None,
+    kg: KnowledgeGraph | None = None,
+    engine: Engine | None = None,
+) -> FastAPI:
+    """The application: over ``engine`` if given (an upstream store), else over worker processes
+    holding ``kg`` in memory (loaded from ``settings`` when not given) or, with
+    ``settings.database``, sharing that on-disk store.
 
-    Nothing starts until the application's lifespan begins: then the query workers are started,
-    and they are stopped when it ends.
+    Nothing starts until the application's lifespan begins: then the engine starts, and it stops
+    when the lifespan ends.
     """
     settings = settings or Settings.from_env()
-    kg = kg or KnowledgeGraph.load(settings)
     catalogue = load_catalogue(settings)
-    engine = QueryEngine(kg.nquads(), workers=settings.workers)
+    if engine is None:
+        if settings.database is not None:
+            engine = QueryEngine(settings.database, workers=settings.workers)
+        else:
+            kg = kg or KnowledgeGraph.load(settings)
+            engine = QueryEngine(kg.nquads(), workers=settings.workers)
     state = State(settings, kg, engine, catalogue)
+    running = engine
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await engine.start()
+        await running.start()
         try:
             yield
         finally:
-            await engine.close()
+            await running.close()
 
     app = FastAPI(
         title="escap-kg",
@@ -127,6 +161,46 @@ def create_app(settings: Settings | None = None, kg: KnowledgeGraph | None = Non
     _add_api_routes(app, state)
     _add_download_routes(app, state)
     return app
+
+
+def answer_response(answer: Answer, media_type: str, headers: dict[str, str]) -> Response:
+    """A small answer whole; a large one streamed as the worker writes it."""
+    if answer.rest is None:
+        return Response(answer.body, media_type=media_type, headers=headers)
+    rest = answer.rest
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield answer.body
+        async for chunk in rest:
+            yield chunk
+
+    return StreamingResponse(chunks(), media_type=media_type, headers=headers)
+
+
+async def select_rows(state: State, text: str) -> list[dict[str, str]]:
+    """A SELECT through the engine, as rows of plain strings (for descriptions and stats)."""
+    job = QueryJob(text, "json", base_iri=state.settings.base_iri)
+    answer = await state.engine.query(job, state.settings.query_timeout)
+    data = json.loads(await answer.read())
+    return [{k: v["value"] for k, v in row.items()} for row in data["results"]["bindings"]]
+
+
+async def dataset_stats(state: State) -> DatasetStats:
+    """Counts for the descriptions, computed once per version of the graph."""
+    cached = state.stats.get(state.generation)
+    if cached is not None:
+        return cached
+    generation = state.generation
+    rows = {name: await select_rows(state, text) for name, text in STATS_QUERIES.items()}
+    stats = DatasetStats(
+        triples=int(rows["triples"][0]["n"]),
+        subjects=int(rows["subjects"][0]["n"]),
+        classes={r["class"]: int(r["n"]) for r in rows["classes"]},
+        links={(r["target"], r["link"]): int(r["n"]) for r in rows["links"]},
+        graphs={r["graph"]: int(r["n"]) for r in rows["graphs"]},
+    )
+    state.stats = {generation: stats}
+    return stats
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -283,7 +357,7 @@ def _add_sparql_routes(app: FastAPI, state: State) -> None:
         if op.query is None:
             if request.method == "POST":
                 raise ProtocolError(400, "no 'query' or 'update' in the request")
-            return _describe_service(request, state)
+            return await _describe_service(request, state)
         return await _run_query(request, state, op)
 
     for method in ("GET", "POST"):
@@ -352,8 +426,8 @@ def _job_for(request: Request, state: State, op: Operation, text: str) -> tuple[
 async def _run_query(request: Request, state: State, op: Operation) -> Response:
     assert op.query is not None  # noqa: S101 - checked by the caller
     job, media_type = _job_for(request, state, op, op.query)
-    answer: Answer = await state.engine.query(job, state.settings.query_timeout)
-    return Response(answer.body, media_type=media_type, headers={"Vary": "Accept"})
+    answer = await state.engine.query(job, state.settings.query_timeout)
+    return answer_response(answer, media_type, {"Vary": "Accept"})
 
 
 async def _run_update(request: Request, state: State, op: Operation) -> Response:
@@ -379,8 +453,12 @@ async def _run_update(request: Request, state: State, op: Operation) -> Response
         text = add_using_clauses(text, info.tokens, using, using_named)
     kg = state.kg
 
-    def apply_to_reference() -> bytes:
+    def apply_to_reference() -> bytes | None:
+        if kg is None:
+            return None
         kg.store.update(text, base_iri=state.settings.base_iri)
+        kg.__dict__.pop("dataset", None)
+        kg.__dict__.pop("union", None)
         return kg.nquads()
 
     await state.engine.update(
@@ -389,8 +467,6 @@ async def _run_update(request: Request, state: State, op: Operation) -> Response
         after_first=apply_to_reference,
     )
     state.generation += 1
-    kg.__dict__.pop("dataset", None)
-    kg.__dict__.pop("union", None)
     return Response(status_code=204)
 
 
@@ -411,7 +487,7 @@ def _authorise(request: Request, settings: Settings) -> None:
         raise ProtocolError(403, "the update token is not valid")
 
 
-def _describe_service(request: Request, state: State) -> Response:
+async def _describe_service(request: Request, state: State) -> Response:
     chosen = negotiate(request.headers.get("accept"), list(DESCRIPTION_TYPES))
     if chosen is None:
         raise ProtocolError(
@@ -420,7 +496,8 @@ def _describe_service(request: Request, state: State) -> Response:
     if chosen == "text/html":
         return _query_ui(request, state)
     endpoint = str(request.url.replace(query="", fragment=""))
-    graph = service_description(state.kg, state.settings, endpoint, request_base(request))
+    stats = await dataset_stats(state)
+    graph = service_description(stats.graphs, state.settings, endpoint, request_base(request))
     body = graph.serialize(format=DESCRIPTION_TYPES[chosen])
     return Response(body, media_type=chosen, headers={"Vary": "Accept"})
 
@@ -539,7 +616,7 @@ def _add_api_routes(app: FastAPI, state: State) -> None:
         if chosen in ("text/csv", "text/tab-separated-values"):
             suffix = "csv" if chosen == "text/csv" else "tsv"
             headers["Content-Disposition"] = f'inline; filename="{query_id}.{suffix}"'
-        return Response(answer.body, media_type=chosen, headers=headers)
+        return answer_response(answer, chosen, headers)
 
 
 # Downloads and the dataset description ----------------------------------------------------------
@@ -559,6 +636,8 @@ def _add_download_routes(app: FastAPI, state: State) -> None:
             raise ProtocolError(
                 404, f"no download escap-kg.{suffix}; try {', '.join(sorted(DOWNLOADS))}"
             )
+        if state.kg is None:
+            return await _stream_download(state, spec, suffix)
         key = (spec.name, state.generation)
         item = state.downloads.get(key)
         if item is None:
@@ -595,11 +674,30 @@ def _add_download_routes(app: FastAPI, state: State) -> None:
         chosen = negotiate(request.headers.get("accept"), offers)
         if chosen is None:
             raise ProtocolError(406, f"the description is available as {', '.join(offers)}")
-        graph = await asyncio.to_thread(
-            describe_dataset, state.kg, state.settings, request_base(request)
-        )
+        stats = await dataset_stats(state)
+        graph = describe_dataset(stats, state.settings, request_base(request))
         body = graph.serialize(format=DESCRIPTION_TYPES[chosen])
         return Response(body, media_type=chosen, headers={"Vary": "Accept"})
 
 
-__all__ = ["ProtocolError", "create_app"]
+async def _stream_download(state: State, spec: ExportFormat, suffix: str) -> Response:
+    """A download of a store too big to hold here, streamed from a worker as it is written."""
+    engine = state.engine
+    timeout = max(state.settings.query_timeout, 3600.0)
+    if spec.name in ("nquads", "trig", "nt") and isinstance(engine, QueryEngine):
+        answer = await engine.dump(DumpJob(spec.name), timeout)
+    else:
+        graph_format = {"turtle": "turtle", "nt": "nt", "jsonld": "jsonld", "xml": "xml"}
+        if spec.name not in graph_format:
+            raise ProtocolError(404, f"escap-kg.{suffix} is not available from this server")
+        job = QueryJob(
+            "CONSTRUCT { ?s ?p ?o } WHERE { ?s ?p ?o }",
+            graph_format[spec.name],
+            base_iri=state.settings.base_iri,
+        )
+        answer = await engine.query(job, timeout)
+    headers = {"Content-Disposition": f'attachment; filename="escap-kg.{suffix}"'}
+    return answer_response(answer, spec.media_type, headers)
+
+
+__all__ = ["Engine", "ProtocolError", "answer_response", "create_app"]

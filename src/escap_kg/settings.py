@@ -26,6 +26,7 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     update_token: str | None = field(default=None, repr=False)
     workers: int | None = None
+    database: Path | None = None
 
     def __post_init__(self) -> None:
         if self.query_timeout <= 0 or self.max_result_bytes <= 0 or self.max_body_bytes <= 0:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections import Counter
+from dataclasses import dataclass, field
 
-import pyoxigraph as ox
 import rdflib
 from rdflib.namespace import DCAT, DCTERMS, RDF, RDFS, SKOS, VOID, XSD
 from rdflib_endpoint.sparql_router import SparqlRouter
@@ -12,7 +11,6 @@ from rdflib_endpoint.sparql_router import SparqlRouter
 from escap_kg import __version__
 from escap_kg.export import EXPORT_FORMATS
 from escap_kg.settings import Settings
-from escap_kg.store import KnowledgeGraph
 
 SD = rdflib.Namespace("http://www.w3.org/ns/sparql-service-description#")
 FORMATS = rdflib.Namespace("http://www.w3.org/ns/formats/")
@@ -38,19 +36,20 @@ LINK_PREDICATES = ("exactMatch", "closeMatch", "broadMatch", "narrowMatch", "rel
 
 
 def service_description(
-    kg: KnowledgeGraph, settings: Settings, endpoint: str, base: str
+    graphs: dict[str, int], settings: Settings, endpoint: str, base: str
 ) -> rdflib.Graph:
     """The SPARQL 1.1 Service Description of the endpoint at ``endpoint``.
 
-    rdflib-endpoint's router builds the description (service, languages, default dataset with
-    each named graph and its size); we then state what this endpoint does differently: a union
-    default graph, no federated query, and every result format it writes.
+    rdflib-endpoint's router builds the description (service, languages, default dataset); we add
+    each named graph with its size (``graphs``, counted by the engine, so it works for stores of
+    any size) and state what this endpoint does differently: a union default graph, no federated
+    query, and every result format it writes.
     """
     service = rdflib.URIRef(endpoint)
     seed = rdflib.Graph()
     seed.add((service, SD.endpoint, service))
     router = SparqlRouter(
-        graph=kg.dataset,
+        graph=rdflib.Dataset(),
         service_description=seed,
         title="escap-kg SPARQL endpoint",
         description=DESCRIPTION,
@@ -59,6 +58,16 @@ def service_description(
         enable_update=settings.update_token is not None,
     )
     graph = router.service_description
+    dataset = graph.value(service, SD.defaultDataset)
+    for index, (name, size) in enumerate(sorted(graphs.items())):
+        named = rdflib.URIRef(f"{endpoint}#graph-{index + 1}")
+        described = rdflib.URIRef(f"{endpoint}#graph-{index + 1}-content")
+        graph.add((dataset, SD.namedGraph, named))  # type: ignore[arg-type]
+        graph.add((named, RDF.type, SD.NamedGraph))
+        graph.add((named, SD.name, rdflib.URIRef(name)))
+        graph.add((named, SD.graph, described))
+        graph.add((described, RDF.type, SD.Graph))
+        graph.add((described, VOID.triples, rdflib.Literal(size, datatype=XSD.integer)))
     graph.remove((service, SD.feature, SD.BasicFederatedQuery))
     graph.add((service, SD.feature, SD.UnionDefaultGraph))
     for fmt in (
@@ -84,7 +93,39 @@ def _dataset(settings: Settings) -> rdflib.URIRef:
     return rdflib.URIRef(f"{settings.id_base}dataset/escap-kg")
 
 
-def describe_dataset(kg: KnowledgeGraph, settings: Settings, base: str) -> rdflib.Graph:
+@dataclass
+class DatasetStats:
+    """Counts for the VoID description, computed with SPARQL by whichever engine serves."""
+
+    triples: int = 0
+    subjects: int = 0
+    classes: dict[str, int] = field(default_factory=dict)
+    links: dict[tuple[str, str], int] = field(default_factory=dict)
+    graphs: dict[str, int] = field(default_factory=dict)
+
+
+_SKOS = "http://www.w3.org/2004/02/skos/core#"
+STATS_QUERIES: dict[str, str] = {
+    "triples": "SELECT (COUNT(*) AS ?n) WHERE { SELECT DISTINCT ?s ?p ?o WHERE { ?s ?p ?o } }",
+    "subjects": "SELECT (COUNT(DISTINCT ?s) AS ?n) WHERE { ?s ?p ?o }",
+    "classes": (
+        "SELECT ?class (COUNT(DISTINCT ?s) AS ?n) "
+        "WHERE { ?s a ?class FILTER(isIRI(?class)) } GROUP BY ?class"
+    ),
+    "graphs": "SELECT ?graph (COUNT(*) AS ?n) WHERE { GRAPH ?graph { ?s ?p ?o } } GROUP BY ?graph",
+    "links": (
+        "SELECT ?target ?link (COUNT(*) AS ?n) WHERE { "
+        "VALUES ?link { "
+        + " ".join(f"<{_SKOS}{p}>" for p in LINK_PREDICATES)
+        + " } ?s ?link ?o . VALUES (?target ?ns) { "
+        + " ".join(f'("{name}" "{ns}")' for name, (ns, _) in LINK_TARGETS.items())
+        + ' } FILTER(isIRI(?o) && STRSTARTS(STR(?o), ?ns) && (?target != "sdg" || '
+        + f'!STRSTARTS(STR(?o), "{LINK_TARGETS["m49"][0]}"))) }} GROUP BY ?target ?link'
+    ),
+}
+
+
+def describe_dataset(stats: DatasetStats, settings: Settings, base: str) -> rdflib.Graph:
     """A VoID and DCAT description: size, classes, links, licence, downloads and endpoint."""
     graph = rdflib.Graph()
     for prefix, ns in (("void", VOID), ("dcat", DCAT), ("dcterms", DCTERMS), ("skos", SKOS)):
@@ -103,49 +144,27 @@ def describe_dataset(kg: KnowledgeGraph, settings: Settings, base: str) -> rdfli
     add((dataset, DCAT.keyword, rdflib.Literal("international migration", lang="en")))
     add((dataset, DCAT.keyword, rdflib.Literal("ESCAP", lang="en")))
     add((dataset, DCTERMS.temporal, _period(graph, dataset)))
-
-    triples = kg.triples()
-    add((dataset, VOID.triples, rdflib.Literal(len(triples), datatype=XSD.integer)))
-    subjects = {t.subject.value for t in triples if isinstance(t.subject, ox.NamedNode)}
-    add((dataset, VOID.distinctSubjects, rdflib.Literal(len(subjects), datatype=XSD.integer)))
-    classes = Counter(
-        t.object.value
-        for t in triples
-        if t.predicate.value == str(RDF.type) and isinstance(t.object, ox.NamedNode)
-    )
-    add((dataset, VOID.classes, rdflib.Literal(len(classes), datatype=XSD.integer)))
-    for cls, count in sorted(classes.items()):
+    add((dataset, VOID.triples, rdflib.Literal(stats.triples, datatype=XSD.integer)))
+    add((dataset, VOID.distinctSubjects, rdflib.Literal(stats.subjects, datatype=XSD.integer)))
+    add((dataset, VOID.classes, rdflib.Literal(len(stats.classes), datatype=XSD.integer)))
+    for cls, count in sorted(stats.classes.items()):
         part = rdflib.URIRef(f"{dataset}#class-{_slug(cls)}")
         add((dataset, VOID.classPartition, part))
         add((part, VOID["class"], rdflib.URIRef(cls)))
         add((part, VOID.entities, rdflib.Literal(count, datatype=XSD.integer)))
-
-    for name, (namespace, landing) in LINK_TARGETS.items():
-        counts: Counter[str] = Counter()
-        for t in triples:
-            obj = t.object
-            if (
-                isinstance(obj, ox.NamedNode)
-                and obj.value.startswith(namespace)
-                and t.predicate.value.startswith(str(SKOS))
-                and t.predicate.value[len(str(SKOS)) :] in LINK_PREDICATES
-                and not (name == "sdg" and obj.value.startswith(LINK_TARGETS["m49"][0]))
-            ):
-                counts[t.predicate.value] += 1
-        if not counts:
-            continue
+    for (name, predicate), count in sorted(stats.links.items()):
+        namespace, landing = LINK_TARGETS[name]
         target = rdflib.URIRef(landing)
         add((target, RDF.type, VOID.Dataset))
         add((target, VOID.uriSpace, rdflib.Literal(namespace)))
-        for predicate, count in sorted(counts.items()):
-            local = predicate[len(str(SKOS)) :]
-            linkset = rdflib.URIRef(f"{dataset}#links-{name}-{local}")
-            add((dataset, VOID.subset, linkset))
-            add((linkset, RDF.type, VOID.Linkset))
-            add((linkset, VOID.subjectsTarget, dataset))
-            add((linkset, VOID.objectsTarget, target))
-            add((linkset, VOID.linkPredicate, rdflib.URIRef(predicate)))
-            add((linkset, VOID.triples, rdflib.Literal(count, datatype=XSD.integer)))
+        local = predicate[len(str(SKOS)) :]
+        linkset = rdflib.URIRef(f"{dataset}#links-{name}-{local}")
+        add((dataset, VOID.subset, linkset))
+        add((linkset, RDF.type, VOID.Linkset))
+        add((linkset, VOID.subjectsTarget, dataset))
+        add((linkset, VOID.objectsTarget, target))
+        add((linkset, VOID.linkPredicate, rdflib.URIRef(predicate)))
+        add((linkset, VOID.triples, rdflib.Literal(count, datatype=XSD.integer)))
 
     for spec in EXPORT_FORMATS.values():
         suffix = "nq" if spec.name == "nquads" else spec.suffix.lstrip(".")
