@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import pyoxigraph as ox
 import typer
@@ -15,8 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from escap_kg import __version__
-from escap_kg.export import EXPORT_FORMATS, canonical_file, export
-from escap_kg.namespaces import prefixes, shorten
+from escap_kg.iris import prefixes, shorten
 from escap_kg.queries import (
     QueryError,
     bind,
@@ -27,9 +26,7 @@ from escap_kg.queries import (
     to_table,
 )
 from escap_kg.settings import Settings
-from escap_kg.stats import graph_stats
 from escap_kg.store import DataError, KnowledgeGraph, iter_files, source_files
-from escap_kg.validate import report_lines, validate
 
 app = typer.Typer(
     name="escap-kg",
@@ -172,6 +169,8 @@ def export_command(
     data: DataOption = None,
 ) -> None:
     """Write the ontology, themes and data together in one RDF format (same bytes every run)."""
+    from escap_kg.export import EXPORT_FORMATS, export
+
     settings = _settings(data)
     if fmt not in EXPORT_FORMATS:
         _fail(f"unknown --format {fmt!r}; use one of {', '.join(EXPORT_FORMATS)}")
@@ -201,6 +200,8 @@ def validate_command(
 
     Exit code 0: valid; 1: some rule fired; 2: a file could not be read or parsed.
     """
+    from escap_kg.validate import report_lines, validate
+
     settings = _settings(list(iter_files(files)) if files else None)
     with _errors():
         kg = KnowledgeGraph.load(settings)
@@ -219,6 +220,8 @@ def validate_command(
 @app.command()
 def stats(data: DataOption = None) -> None:
     """Triples per source file and instances per class."""
+    from escap_kg.stats import graph_stats
+
     settings = _settings(data)
     with _errors():
         kg = KnowledgeGraph.load(settings)
@@ -243,6 +246,8 @@ def format_command(
     ] = False,
 ) -> None:
     """Rewrite the ontology and data Turtle files in canonical form."""
+    from escap_kg.export import canonical_file
+
     settings = _settings()
     names = prefixes(Settings().base_iri)
     changed = []
@@ -263,6 +268,73 @@ def format_command(
     if check and changed:
         _console(err=True).print("run `escap-kg format` to fix", markup=False)
         raise typer.Exit(EXIT_INVALID)
+
+
+@app.command()
+def load(
+    files: Annotated[
+        list[Path] | None, typer.Argument(help="RDF files to load, each into its own named graph.")
+    ] = None,
+    db: Annotated[Path, typer.Option("--db", help="Folder of the on-disk store.")] = Path(
+        "escap-kg.db"
+    ),
+    embedded: Annotated[
+        bool, typer.Option(help="Also load our ontology, themes and data (validated first).")
+    ] = True,
+    replace_store: Annotated[
+        bool, typer.Option("--replace", help="Start from an empty store, not the current one.")
+    ] = False,
+) -> None:
+    """Bulk-load RDF files into a persistent on-disk store, all or nothing.
+
+    Turtle, N-Triples, N-Quads, TriG, RDF/XML and JSON-LD, each optionally gzipped. Serve the
+    store with `escap-kg serve --db DIR`.
+    """
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+    from escap_kg.database import load as load_store
+    from escap_kg.validate import report_lines, validate
+
+    settings = _settings()
+    with _errors():
+        if embedded:
+            own = KnowledgeGraph.load(settings)
+            report = validate(own)
+            if not report.ok:
+                for line in report_lines(report, own):
+                    _console(err=True).print(f"escap-kg: invalid: {line}", markup=False)
+                _fail("the embedded data does not validate; nothing was loaded")
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            DownloadColumn(),
+            TimeRemainingColumn(),
+            console=_console(err=True),
+            transient=False,
+        ) as bar:
+
+            def progress(path: Path, size: int) -> Callable[[int], None]:
+                task = bar.add_task(path.name, total=size)
+                return lambda n: bar.advance(task, n)
+
+            result = load_store(
+                db,
+                files or [],
+                settings,
+                include_embedded=embedded,
+                replace=replace_store,
+                progress=progress,
+            )
+    table = Table("file", "named graph", "bytes", box=None)
+    for path, graph, size in result.files:
+        table.add_row(str(path), graph, f"{size:,}")
+    console = _console()
+    console.print(table)
+    console.print(
+        f"loaded {len(result.files)} file(s) into {result.database}: {result.quads:,} quads, "
+        f"{result.seconds:.1f} s, {result.disk_bytes / 2**20:,.1f} MiB on disk",
+        markup=False,
+    )
 
 
 @app.command()
@@ -290,12 +362,12 @@ def serve(
             show_default=False,
         ),
     ] = None,
+    db: Annotated[
+        Path | None,
+        typer.Option("--db", help="Serve this on-disk store (made by `escap-kg load`)."),
+    ] = None,
 ) -> None:
     """Serve the graph: SPARQL endpoint, query UI, catalogue API and downloads."""
-    import uvicorn
-
-    from escap_kg.server import create_app
-
     with _errors():
         settings = Settings.from_env(
             extra_files=tuple(data) if data else None,
@@ -305,6 +377,24 @@ def serve(
             workers=workers,
             update_token=update_token,
         )
+    if db is not None:
+        if data:
+            _fail("--data adds files to the in-memory graph; add them to a store with `load`")
+        from escap_kg.database import open_for_serving
+        from escap_kg.engine import QueryEngine
+
+        with _errors():
+            settings = replace(settings, database=open_for_serving(db))
+        # The workers open the store while the web framework is still being imported.
+        engine = QueryEngine(settings.database or db, workers=settings.workers)
+        engine.launch()
+        from escap_kg.server import create_app
+
+        _run_server(create_app(settings, engine=engine), settings, host, port, f"the store in {db}")
+        return
+    from escap_kg.validate import report_lines, validate
+
+    with _errors():
         kg = KnowledgeGraph.load(settings)
         own = KnowledgeGraph.from_files([f for f in kg.files if f.kind != "extra"], settings)
         report = validate(own)
@@ -318,13 +408,19 @@ def serve(
             markup=False,
         )
         raise typer.Exit(EXIT_INVALID)
-    application = create_app(settings, kg)
+    from escap_kg.server import create_app
+
+    summary = f"{len(kg):,} triples in {len(kg.files)} files, in memory"
+    _run_server(create_app(settings, kg), settings, host, port, summary)
+
+
+def _run_server(application: Any, settings: Settings, host: str, port: int, what: str) -> None:
+    import uvicorn
+
     shown = f"[{host}]" if ":" in host else host
     base = f"http://{shown}:{port}"
     console = _console()
-    console.print(
-        f"escap-kg {__version__}: {len(kg):,} triples in {len(kg.files)} files", markup=False
-    )
+    console.print(f"escap-kg {__version__}: serving {what}", markup=False)
     for label, path in (
         ("SPARQL endpoint and query UI", "/sparql"),
         ("query catalogue API", "/api/queries"),

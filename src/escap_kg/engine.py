@@ -429,8 +429,18 @@ class QueryEngine:
         self._lock = threading.Lock()
         self._update_lock: asyncio.Lock | None = None
         self._all: set[_Process] = set()
+        self._launched: list[_Process] = []
         self.killed = 0
         self.closed = False
+
+    def launch(self) -> None:
+        """Start the worker processes now, without waiting for them.
+
+        They import Oxigraph and open the store while the server finishes starting;
+        :meth:`start` then only waits for them to say they are ready.
+        """
+        if not self._launched:
+            self._launched = [_Process(self.source) for _ in range(self.size)]
 
     @property
     def on_disk(self) -> bool:
@@ -443,16 +453,23 @@ class QueryEngine:
         self._loop = loop
         self._idle = asyncio.Queue()
         self._update_lock = asyncio.Lock()
+        launched, self._launched = self._launched, []
         workers = await asyncio.gather(
-            *(loop.run_in_executor(self._threads, self._spawn) for _ in range(self.size))
+            *(loop.run_in_executor(self._threads, self._spawn, w) for w in launched),
+            *(
+                loop.run_in_executor(self._threads, self._spawn)
+                for _ in range(self.size - len(launched))
+            ),
         )
         for worker in workers:
             self._idle.put_nowait(worker)
 
-    def _spawn(self) -> _Process:
+    def _spawn(self, launched: _Process | None = None) -> _Process:
         if self.closed:
+            if launched is not None:
+                launched.kill()
             raise EngineError(503, "the query engine is stopping")
-        worker = _Process(self.source)
+        worker = launched or _Process(self.source)
         worker.wait_ready(self.start_timeout)
         with self._lock:
             self._all.add(worker)

@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyoxigraph as ox
-import rdflib
 
-from escap_kg.namespaces import prefixes
+from escap_kg.iris import prefixes
 from escap_kg.store import DataError, KnowledgeGraph
+
+if TYPE_CHECKING:
+    import rdflib
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,8 @@ def export(kg: KnowledgeGraph, fmt: str) -> bytes:
 
 def canonical_turtle(graph: rdflib.Graph, table: Mapping[str, str]) -> str:
     """Turtle in our canonical form: sorted, one object per line, only the prefixes it uses."""
+    import rdflib
+
     out = rdflib.Graph(bind_namespaces="none")
     for triple in graph:
         out.add(triple)
@@ -98,6 +103,8 @@ def canonical_turtle(graph: rdflib.Graph, table: Mapping[str, str]) -> str:
 
 def canonical_file(path: Path, table: Mapping[str, str]) -> str:
     """The canonical Turtle of one source file."""
+    import rdflib
+
     graph = rdflib.Graph()
     try:
         graph.parse(path, format="turtle")

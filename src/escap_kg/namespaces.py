@@ -1,11 +1,11 @@
-"""Namespaces: our closed ontology namespace, and the prefixes used across the project."""
+"""Namespaces: our closed ontology namespace as rdflib terms (the prefix table is in iris)."""
 
 from __future__ import annotations
 
 from rdflib import URIRef
 from rdflib.namespace import DefinedNamespace, Namespace
 
-ONTOLOGY_IRI = "https://w3id.org/escap-kg/ontology"
+from escap_kg.iris import ONTOLOGY_IRI, RESOURCE_KINDS, VOCABULARY_PREFIXES, prefixes, shorten
 
 
 class EKG(DefinedNamespace):
@@ -53,63 +53,6 @@ class EKG(DefinedNamespace):
 
 SHAPES = Namespace("https://w3id.org/escap-kg/shapes#")
 
-# Prefixes of the vocabularies we reuse, and of our own kinds of resource (relative to the
-# resource base). Canonical Turtle, exports and the query UI all use this one table.
-VOCABULARY_PREFIXES: dict[str, str] = {
-    "dcat": "http://www.w3.org/ns/dcat#",
-    "dcterms": "http://purl.org/dc/terms/",
-    "ekg": "https://w3id.org/escap-kg/ontology#",
-    "ekgsh": "https://w3id.org/escap-kg/shapes#",
-    "foaf": "http://xmlns.com/foaf/0.1/",
-    "org": "http://www.w3.org/ns/org#",
-    "owl": "http://www.w3.org/2002/07/owl#",
-    "prov": "http://www.w3.org/ns/prov#",
-    "rdf": "http://www.w3.org/1999/02/22-rdf-syntax-ns#",
-    "rdfs": "http://www.w3.org/2000/01/rdf-schema#",
-    "schema": "https://schema.org/",
-    "sh": "http://www.w3.org/ns/shacl#",
-    "skos": "http://www.w3.org/2004/02/skos/core#",
-    "xsd": "http://www.w3.org/2001/XMLSchema#",
-    "wd": "http://www.wikidata.org/entity/",
-    "unbis": "http://metadata.un.org/thesaurus/",
-    "sdg": "http://metadata.un.org/sdg/",
-    "m49": "http://metadata.un.org/sdg/codes/geoArea/",
-}
-
-RESOURCE_KINDS: tuple[str, ...] = (
-    "activity",
-    "actor-group",
-    "alignment",
-    "change-event",
-    "confidence",
-    "country",
-    "document",
-    "finding",
-    "organization",
-    "paragraph",
-    "participation",
-    "place",
-    "plan",
-    "planned-work",
-    "recommendation",
-    "region",
-    "role",
-    "scheme",
-    "series",
-    "source",
-    "theme",
-)
-
-
-def prefixes(base_iri: str) -> dict[str, str]:
-    """All prefixes for a resource base: the vocabularies, ``graph:`` and one per resource kind."""
-    table = dict(VOCABULARY_PREFIXES)
-    table["graph"] = f"{base_iri}graph/"
-    for kind in RESOURCE_KINDS:
-        table[kind] = f"{base_iri}id/{kind}/"
-    return table
-
-
 __all__ = [
     "EKG",
     "ONTOLOGY_IRI",
@@ -120,16 +63,3 @@ __all__ = [
     "prefixes",
     "shorten",
 ]
-
-
-def shorten(iri: str, table: dict[str, str]) -> str:
-    """``prefix:local`` for an IRI under one of the namespaces of ``table`` (longest first)."""
-    best = ""
-    for prefix, ns in table.items():
-        if iri.startswith(ns) and len(ns) > len(table.get(best, "")) and _local_ok(iri[len(ns) :]):
-            best = prefix
-    return f"{best}:{iri[len(table[best]) :]}" if best else iri
-
-
-def _local_ok(local: str) -> bool:
-    return bool(local) and all(c.isalnum() or c in "-_." for c in local) and not local.endswith(".")

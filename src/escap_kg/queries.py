@@ -13,7 +13,7 @@ from typing import Literal
 
 import pyoxigraph as ox
 
-from escap_kg.namespaces import shorten
+from escap_kg.iris import shorten
 from escap_kg.settings import Settings
 from escap_kg.store import KnowledgeGraph
 

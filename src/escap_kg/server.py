@@ -11,7 +11,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qsl
 
 from fastapi import FastAPI, Request, Response
@@ -23,8 +23,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from escap_kg import __version__
 from escap_kg.engine import Answer, DumpJob, EngineError, QueryEngine, QueryJob, UpdateJob
-from escap_kg.export import EXPORT_FORMATS, ExportFormat, export
-from escap_kg.namespaces import prefixes
+from escap_kg.export import EXPORT_FORMATS, ExportFormat
+from escap_kg.iris import prefixes
 from escap_kg.queries import IRI_CHARS, Query, load_catalogue
 from escap_kg.settings import Settings
 from escap_kg.sparql import (
@@ -37,7 +37,9 @@ from escap_kg.sparql import (
     scan,
 )
 from escap_kg.store import KnowledgeGraph
-from escap_kg.void import STATS_QUERIES, DatasetStats, describe_dataset, service_description
+
+if TYPE_CHECKING:
+    from escap_kg.void import DatasetStats
 
 log = logging.getLogger("escap_kg.server")
 
@@ -105,7 +107,7 @@ class State:
     catalogue: list[Query]
     generation: int = 0
     downloads: dict[tuple[str, int], Download] = field(default_factory=dict)
-    stats: dict[int, DatasetStats] = field(default_factory=dict)
+    stats: dict[int, Any] = field(default_factory=dict)
 
 
 def create_app(
@@ -187,7 +189,9 @@ async def select_rows(state: State, text: str) -> list[dict[str, str]]:
 
 async def dataset_stats(state: State) -> DatasetStats:
     """Counts for the descriptions, computed once per version of the graph."""
-    cached = state.stats.get(state.generation)
+    from escap_kg.void import STATS_QUERIES, DatasetStats
+
+    cached: DatasetStats | None = state.stats.get(state.generation)
     if cached is not None:
         return cached
     generation = state.generation
@@ -496,6 +500,8 @@ async def _describe_service(request: Request, state: State) -> Response:
     if chosen == "text/html":
         return _query_ui(request, state)
     endpoint = str(request.url.replace(query="", fragment=""))
+    from escap_kg.void import service_description
+
     stats = await dataset_stats(state)
     graph = service_description(stats.graphs, state.settings, endpoint, request_base(request))
     body = graph.serialize(format=DESCRIPTION_TYPES[chosen])
@@ -641,6 +647,8 @@ def _add_download_routes(app: FastAPI, state: State) -> None:
         key = (spec.name, state.generation)
         item = state.downloads.get(key)
         if item is None:
+            from escap_kg.export import export
+
             body = await asyncio.to_thread(export, state.kg, spec.name)
             item = Download(
                 body,
@@ -674,6 +682,8 @@ def _add_download_routes(app: FastAPI, state: State) -> None:
         chosen = negotiate(request.headers.get("accept"), offers)
         if chosen is None:
             raise ProtocolError(406, f"the description is available as {', '.join(offers)}")
+        from escap_kg.void import describe_dataset
+
         stats = await dataset_stats(state)
         graph = describe_dataset(stats, state.settings, request_base(request))
         body = graph.serialize(format=DESCRIPTION_TYPES[chosen])

@@ -9,11 +9,14 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyoxigraph as ox
-import rdflib
 
 from escap_kg.settings import DEFAULT_BASE_IRI, Settings
+
+if TYPE_CHECKING:
+    import rdflib
 
 # The TBox files served beside the data; shapes.ttl is for validation only and is not served.
 ONTOLOGY_FILES = ("escap-kg.ttl", "vocabularies.ttl", "themes.ttl")
@@ -242,6 +245,8 @@ class KnowledgeGraph:
     @cached_property
     def dataset(self) -> rdflib.Dataset:
         """An rdflib view of the same quads, for SHACL and serialisers that need rdflib."""
+        import rdflib
+
         ds = rdflib.Dataset()
         ds.parse(io.BytesIO(self.nquads()), format="nquads")
         return ds
@@ -249,6 +254,8 @@ class KnowledgeGraph:
     @cached_property
     def union(self) -> rdflib.Graph:
         """The union graph as one rdflib Graph."""
+        import rdflib
+
         graph = rdflib.Graph()
         data = ox.serialize(self.triples(), format=ox.RdfFormat.N_TRIPLES) or b""
         graph.parse(io.BytesIO(data), format="nt")

@@ -15,7 +15,7 @@ from rdflib.plugins.sparql.algebra import translateQuery
 from rdflib.plugins.sparql.parser import parseQuery
 from rdflib.plugins.sparql.processor import SPARQLProcessor
 
-from escap_kg.namespaces import prefixes, shorten
+from escap_kg.iris import prefixes, shorten
 from escap_kg.queries import QueryError, parse_query_file
 from escap_kg.store import DataError, KnowledgeGraph
 
