@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import shutil
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -174,7 +173,7 @@ def test_cli_load_and_serve_errors(tmp_path: Path, extra: Path) -> None:
 
 
 @pytest.fixture
-def big_store(tmp_path: Path, settings: Settings) -> Iterator[Path]:
+def big_store(tmp_path: Path, settings: Settings) -> Path:
     """A store with 200,000 extra triples, for streaming."""
     path = tmp_path / "big.nt"
     with path.open("w") as out:
@@ -182,7 +181,7 @@ def big_store(tmp_path: Path, settings: Settings) -> Iterator[Path]:
             out.write(f'<http://example.org/s{i}> <http://example.org/p> "value {i}" .\n')
     db = tmp_path / "big"
     load(db, [path], settings)
-    yield db
+    return db
 
 
 @pytest.mark.slow
