@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -431,7 +432,19 @@ def _run_server(application: Any, settings: Settings, host: str, port: int, what
         console.print(f"  {label:<30} {base}{path}", markup=False)
     if settings.update_token:
         console.print("  SPARQL Update is enabled (Authorization: Bearer <token>)", markup=False)
-    uvicorn.run(application, host=host, port=port, log_level="info", server_header=False)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
+    )
+    # Our own access log replaces uvicorn's, which would print each GET's query text.
+    uvicorn.run(
+        application,
+        host=host,
+        port=port,
+        log_level="info",
+        access_log=False,
+        server_header=False,
+        date_header=True,
+    )
 
 
 def main() -> None:

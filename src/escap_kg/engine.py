@@ -382,14 +382,32 @@ class _Lease:
     deadline: float
     done: bool = field(default=False)
 
-    def recv(self) -> Any:
-        """The next message, or None when the deadline passed; raises EOFError on a crash."""
-        remaining = None if self.deadline == float("inf") else self.deadline - time.monotonic()
-        if remaining is not None and remaining <= 0:
-            return None
-        if not self.worker.conn.poll(remaining):
-            return None
-        return self.worker.conn.recv_bytes()
+    async def recv(self) -> bytes | None:
+        """The next frame, or None when the deadline passed; raises EOFError on a crash.
+
+        The event loop watches the socket itself: no thread hand-off on the hot path.
+        """
+        conn = self.worker.conn
+        if not conn.poll(0):
+            remaining = None if self.deadline == float("inf") else self.deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return None
+            readable: asyncio.Future[None] = self.loop.create_future()
+            fd = conn.fileno()
+
+            def wake() -> None:
+                if not readable.done():
+                    readable.set_result(None)
+
+            self.loop.add_reader(fd, wake)
+            try:
+                await asyncio.wait_for(readable, remaining)
+            except TimeoutError:
+                return None
+            finally:
+                self.loop.remove_reader(fd)
+        # A frame is written whole by the worker; once its first bytes are here the rest follows.
+        return conn.recv_bytes()
 
     def release(self) -> None:
         if not self.done:
@@ -524,9 +542,8 @@ class QueryEngine:
 
     async def _run(self, job: object, result_format: str, timeout: float) -> Answer:
         lease = await self._lease(timeout)
-        loop = asyncio.get_running_loop()
         try:
-            first = await loop.run_in_executor(self._threads, _send_and_read, lease, job)
+            first = await _send_and_read(lease, job)
         except BaseException:
             lease.discard()
             raise
@@ -550,10 +567,9 @@ class QueryEngine:
         return Answer(result_format, body, self._rest(lease, timeout))
 
     async def _rest(self, lease: _Lease, timeout: float) -> AsyncIterator[bytes]:
-        loop = asyncio.get_running_loop()
         try:
             while True:
-                kind, payload = await loop.run_in_executor(self._threads, _read_more, lease)
+                kind, payload = await _read_more(lease)
                 if kind == "chunk":
                     yield payload
                 elif kind == "end":
@@ -601,9 +617,7 @@ class QueryEngine:
                     await self._broadcast(taken, "close", loop)
                 first, *rest = taken
                 lease = _Lease(first, self, loop, deadline)
-                kind, payload = await loop.run_in_executor(
-                    self._threads, _send_and_read, lease, job
-                )
+                kind, payload = await _send_and_read(lease, job)
                 if kind in ("timeout", "crashed"):
                     taken.remove(first)
                     self._replace(first, loop)
@@ -634,9 +648,7 @@ class QueryEngine:
     ) -> None:
         """Send one job to several workers; a worker that does not say ok is replaced."""
         leases = [_Lease(w, self, loop, float("inf")) for w in workers]
-        replies = await asyncio.gather(
-            *(loop.run_in_executor(self._threads, _send_and_read, lease, job) for lease in leases)
-        )
+        replies = await asyncio.gather(*(_send_and_read(lease, job) for lease in leases))
         for worker, (kind, _) in zip(list(workers), replies, strict=True):
             if kind != "done":
                 workers.remove(worker)
@@ -659,14 +671,14 @@ class QueryEngine:
         self._dir.cleanup()
 
 
-def _send_and_read(lease: _Lease, job: object) -> tuple[str, Any]:
+async def _send_and_read(lease: _Lease, job: object) -> tuple[str, Any]:
     """Send a job and read until the answer is complete or ``BUFFER`` bytes have come."""
     try:
         lease.worker.conn.send(job)
         parts: list[bytes] = []
         size = 0
         while True:
-            raw = lease.recv()
+            raw = await lease.recv()
             if raw is None:
                 return ("timeout", None)
             message = _decode(raw)
@@ -685,9 +697,9 @@ def _send_and_read(lease: _Lease, job: object) -> tuple[str, Any]:
         return ("crashed", None)
 
 
-def _read_more(lease: _Lease) -> tuple[str, Any]:
+async def _read_more(lease: _Lease) -> tuple[str, Any]:
     try:
-        raw = lease.recv()
+        raw = await lease.recv()
     except (EOFError, OSError):
         return ("crashed", None)
     if raw is None:

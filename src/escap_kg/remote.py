@@ -252,9 +252,10 @@ def publish(
     - Amazon Neptune: ``https://CLUSTER:8182/sparql/gsp/`` (with IAM authentication enabled,
       pass an ``httpx.Auth`` that signs requests with SigV4)
 
-    Without ``graph``, each of our graphs (one per source file, and any other graph the store
-    holds; "" is the default graph, written only when it has triples) is PUT to its own named
-    graph, ``store_url?graph=<IRI>``, so provenance by named graph survives. With ``graph``, the
+    Without ``graph``, each of our graphs (one per source file, and any other graph our store
+    holds, such as those named in a TriG file) is PUT to its own named graph,
+    ``store_url?graph=<IRI>``, so provenance by named graph survives; our default graph, if it
+    has triples (after an update without GRAPH), goes to ``store_url?default``. With ``graph``, the
     union of all our graphs is PUT into that one named graph. The body is N-Triples, streamed.
 
     PUT replaces a graph, so publishing again gives the same content, never duplicates. Graphs
@@ -391,7 +392,7 @@ class RemoteEngine:
 
     One ``httpx.AsyncClient`` with a pool of up to ``max_connections`` connections is shared by
     all queries; it is opened by :meth:`start` and closed by :meth:`close`. Updates are refused:
-    they go to the store itself.
+    they go to the store itself. A bad ``endpoint`` (not an http(s) URL) raises ValueError.
     """
 
     def __init__(
@@ -421,7 +422,11 @@ class RemoteEngine:
             auth=self._auth, limits=self._limits, timeout=self._timeout, follow_redirects=False
         )
         if not self.union_default_graph and self.graphs is None:
-            await self.refresh_graphs()
+            try:
+                await self.refresh_graphs()
+            except BaseException:
+                await self.close()
+                raise
 
     async def close(self) -> None:
         """Close the connection pool."""
@@ -476,8 +481,9 @@ class RemoteEngine:
 
     def _request(
         self, job: QueryJob, emulate_union: bool
-    ) -> tuple[str, str, dict[str, str | list[str]]]:
-        """The media type to ask for, the BASE put before the text, and the form to send."""
+    ) -> tuple[str, Mapping[str, str], str, dict[str, str | list[str]]]:
+        """The media type to ask for, the media types that name the same format, the BASE put
+        before the text (so error positions can be given in the text as sent), and the form."""
         try:
             info = scan(job.text)
         except SparqlTextError as err:
@@ -504,11 +510,12 @@ class RemoteEngine:
         emulate = emulate_union and job.union_default_graph and not self.union_default_graph
         if emulate and default_graphs is None and named_graphs is None:
             default_graphs = named_graphs = self.graphs or ()
-        return table[job.result_format], prefix, _form(text, default_graphs, named_graphs)
+        form = _form(text, default_graphs, named_graphs)
+        return table[job.result_format], GRAPH_TYPES if graph_answer else RESULT_TYPES, prefix, form
 
     async def _query(self, job: QueryJob, timeout: float, emulate_union: bool = True) -> Answer:
         client = self._client_or_fail()
-        media_type, prefix, form = self._request(job, emulate_union)
+        media_type, names, prefix, form = self._request(job, emulate_union)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         request = client.build_request(
@@ -532,8 +539,7 @@ class RemoteEngine:
                 detail = await self._read_error(response, deadline)
                 raise self._upstream_error(response, detail, len(prefix))
             answered = _media_type(response.headers.get("content-type"))
-            table = GRAPH_TYPES if media_type in GRAPH_MEDIA_TYPES.values() else RESULT_TYPES
-            if answered and table.get(answered) != job.result_format:
+            if answered and names.get(answered) != job.result_format:
                 raise EngineError(
                     502,
                     f"the upstream store answered in {answered}, not in {media_type} as asked",

@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
     from escap_kg.void import DatasetStats
 
 log = logging.getLogger("escap_kg.server")
+access_log = logging.getLogger("escap_kg.access")
 
 FORM = "application/x-www-form-urlencoded"
 SPARQL_QUERY = "application/sparql-query"
@@ -157,12 +159,49 @@ def create_app(
         allow_headers=["Accept", "Content-Type", "Authorization"],
         max_age=3600,
     )
+    app.add_middleware(AccessLog)
     _install_error_handlers(app)
     app.mount("/static", StaticFiles(packages=[("escap_kg", "static")]), name="static")
     _add_sparql_routes(app, state)
     _add_api_routes(app, state)
     _add_download_routes(app, state)
     return app
+
+
+class AccessLog:
+    """One log line per request: client, method, path, status and duration.
+
+    The query string (which holds the query text of a GET) is logged only at DEBUG level.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 0
+
+        async def send_and_note(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            if access_log.isEnabledFor(logging.INFO):
+                client = scope.get("client") or ("-", 0)
+                elapsed = (time.perf_counter() - started) * 1000
+                path = scope.get("path", "")
+                if access_log.isEnabledFor(logging.DEBUG) and scope.get("query_string"):
+                    path += "?" + scope["query_string"].decode("latin-1")
+                access_log.info(
+                    "%s %s %s %d %.1fms", client[0], scope["method"], path, status, elapsed
+                )
 
 
 def answer_response(answer: Answer, media_type: str, headers: dict[str, str]) -> Response:
