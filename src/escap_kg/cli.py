@@ -49,9 +49,15 @@ def _errors() -> Iterator[None]:
     """Turn the library's input errors into one line on stderr and exit code 2."""
     try:
         yield
-    except (DataError, QueryError, ValueError) as err:
+    except (DataError, QueryError, ValueError, _remote_error()) as err:
         _console(err=True).print(f"escap-kg: error: {err}", markup=False)
         raise typer.Exit(EXIT_INPUT) from None
+
+
+def _remote_error() -> type[Exception]:
+    from escap_kg.remote import RemoteError
+
+    return RemoteError
 
 
 def _settings(data: list[Path] | None = None) -> Settings:
@@ -93,6 +99,10 @@ def query(
     ] = None,
     list_: Annotated[bool, typer.Option("--list", help="List the catalogue.")] = False,
     data: DataOption = None,
+    endpoint: Annotated[
+        str | None,
+        typer.Option(help="Run it on this SPARQL 1.1 endpoint instead of the embedded graph."),
+    ] = None,
 ) -> None:
     """Run a catalogue query, a query file or SPARQL text over the graph."""
     settings = _settings(data)
@@ -111,6 +121,11 @@ def query(
         elif name is not None:
             chosen = find_query(name, settings)
             text, bindings = chosen.text, bind(chosen, _pairs(param or []))
+        if endpoint is not None:
+            if data:
+                _fail("--data loads files locally; it does not go with --endpoint")
+            _remote_query(endpoint, text, bindings, fmt, prefixes(settings.base_iri))
+            return
         kg = KnowledgeGraph.load(settings)
         result = run(kg, text, bindings)
         if fmt == "table":
@@ -118,6 +133,49 @@ def query(
         else:
             sys.stdout.buffer.write(serialize_result(result, fmt))
             sys.stdout.flush()
+
+
+def _remote_query(
+    endpoint: str,
+    text: str,
+    bindings: dict[str, ox.NamedNode | ox.Literal],
+    fmt: str,
+    names: dict[str, str],
+) -> None:
+    from escap_kg.remote import remote_query
+    from escap_kg.sparql import scan
+
+    graph_form = scan(text).form in ("CONSTRUCT", "DESCRIBE")
+    accept = {
+        "csv": "text/csv",
+        "tsv": "text/tab-separated-values",
+        "json": "application/ld+json" if graph_form else "application/sparql-results+json",
+        "table": "application/n-triples" if graph_form else "application/sparql-results+json",
+    }[fmt]
+    if graph_form and fmt in ("csv", "tsv"):
+        accept = "application/n-triples"
+    _, body = remote_query(endpoint, text, accept=accept, bindings=bindings)
+    if fmt != "table" or graph_form:
+        sys.stdout.buffer.write(body)
+        sys.stdout.flush()
+        return
+    import json
+
+    data = json.loads(body)
+    if "boolean" in data:
+        _console().print("true" if data["boolean"] else "false")
+        return
+    variables = data["head"]["vars"]
+    table = Table(*variables)
+    for row in data["results"]["bindings"]:
+        cells = []
+        for v in variables:
+            cell = row.get(v)
+            value = "" if cell is None else cell["value"]
+            cells.append(shorten(value, names) if cell and cell["type"] == "uri" else value)
+        table.add_row(*cells)
+    _console().print(table)
+    _console().print(f"{len(data['results']['bindings'])} row(s)")
 
 
 def _pairs(items: list[str]) -> dict[str, str]:
@@ -339,6 +397,60 @@ def load(
 
 
 @app.command()
+def publish(
+    endpoint: Annotated[
+        str,
+        typer.Option(
+            help="The store's Graph Store Protocol URL, e.g. http://HOST:7878/store (Oxigraph)."
+        ),
+    ],
+    graph: Annotated[
+        str | None,
+        typer.Option(help="Put everything in this one named graph (default: one per file)."),
+    ] = None,
+    user: Annotated[
+        str | None,
+        typer.Option(
+            help="USER:PASSWORD for HTTP Basic authentication "
+            "(or the ESCAP_KG_PUBLISH_USER variable).",
+            show_default=False,
+        ),
+    ] = None,
+    data: DataOption = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for each request.")] = 60.0,
+) -> None:
+    """Push the graph to a SPARQL 1.1 store through the Graph Store HTTP Protocol.
+
+    Idempotent: each named graph is replaced, never added to. Works with Oxigraph server, Jena
+    Fuseki, Virtuoso, GraphDB and Amazon Neptune (see the README for their URLs).
+    """
+    import os
+
+    from escap_kg.remote import publish as publish_graph
+
+    credentials = user or os.environ.get("ESCAP_KG_PUBLISH_USER")
+    auth = None
+    if credentials:
+        name, sep, password = credentials.partition(":")
+        if not sep:
+            _fail("--user takes USER:PASSWORD")
+        auth = (name, password)
+    settings = _settings(data)
+    with _errors():
+        kg = KnowledgeGraph.load(settings)
+        report = publish_graph(kg, endpoint, graph=graph, auth=auth, timeout=timeout)
+    table = Table("named graph", "triples", box=None)
+    for name, count in report.graphs.items():
+        table.add_row(name, f"{count:,}")
+    console = _console()
+    console.print(table)
+    console.print(
+        f"published {report.triples:,} triples in {len(report.graphs)} graph(s) to {endpoint}",
+        markup=False,
+    )
+
+
+@app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8000,
@@ -367,6 +479,14 @@ def serve(
         Path | None,
         typer.Option("--db", help="Serve this on-disk store (made by `escap-kg load`)."),
     ] = None,
+    upstream: Annotated[
+        str | None,
+        typer.Option(help="Serve in front of this SPARQL endpoint instead of a local store."),
+    ] = None,
+    upstream_union: Annotated[
+        bool,
+        typer.Option(help="The upstream store's default graph is already the union of its graphs."),
+    ] = True,
 ) -> None:
     """Serve the graph: SPARQL endpoint, query UI, catalogue API and downloads."""
     with _errors():
@@ -378,6 +498,19 @@ def serve(
             workers=workers,
             update_token=update_token,
         )
+    if upstream is not None:
+        if db is not None or data or settings.update_token:
+            _fail("--upstream serves a remote store: it takes no --db, --data or update token")
+        from escap_kg.remote import RemoteEngine
+
+        with _errors():
+            remote = RemoteEngine(upstream, union_default_graph=upstream_union)
+        from escap_kg.server import create_app
+
+        _run_server(
+            create_app(settings, engine=remote), settings, host, port, f"in front of {upstream}"
+        )
+        return
     if db is not None:
         if data:
             _fail("--data adds files to the in-memory graph; add them to a store with `load`")
