@@ -349,9 +349,6 @@ def load(
     Turtle, N-Triples, N-Quads, TriG, RDF/XML and JSON-LD, each optionally gzipped. Serve the
     store with `escap-kg serve --db DIR`.
     """
-    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
-
-    from escap_kg.database import load as load_store
     from escap_kg.validate import report_lines, validate
 
     settings = _settings()
@@ -363,27 +360,9 @@ def load(
                 for line in report_lines(report, own):
                     _console(err=True).print(f"escap-kg: invalid: {line}", markup=False)
                 _fail("the embedded data does not validate; nothing was loaded")
-        with Progress(
-            "[progress.description]{task.description}",
-            BarColumn(),
-            DownloadColumn(),
-            TimeRemainingColumn(),
-            console=_console(err=True),
-            transient=False,
-        ) as bar:
-
-            def progress(path: Path, size: int) -> Callable[[int], None]:
-                task = bar.add_task(path.name, total=size)
-                return lambda n: bar.advance(task, n)
-
-            result = load_store(
-                db,
-                files or [],
-                settings,
-                include_embedded=embedded,
-                replace=replace_store,
-                progress=progress,
-            )
+    result = _load_with_progress(
+        db, files or [], settings, include_embedded=embedded, replace=replace_store
+    )
     table = Table("file", "named graph", "bytes", box=None)
     for path, graph, size in result.files:
         table.add_row(str(path), graph, f"{size:,}")
@@ -529,12 +508,11 @@ def serve(
     from escap_kg.validate import report_lines, validate
 
     with _errors():
-        kg = KnowledgeGraph.load(settings)
-        own = KnowledgeGraph.from_files([f for f in kg.files if f.kind != "extra"], settings)
-        report = validate(own)
+        kg = KnowledgeGraph.load(replace(settings, extra_files=()))
+        report = validate(kg)
     if not report.ok:
         console = _console(err=True)
-        for line in report_lines(report, own):
+        for line in report_lines(report, kg):
             console.print(f"escap-kg: invalid: {line}", markup=False)
         console.print(
             f"escap-kg: error: the graph's own data has {len(report.violations)} violation(s); "
@@ -544,8 +522,56 @@ def serve(
         raise typer.Exit(EXIT_INVALID)
     from escap_kg.server import create_app
 
-    summary = f"{len(kg):,} triples in {len(kg.files)} files, in memory"
-    _run_server(create_app(settings, kg), settings, host, port, summary)
+    if not data:
+        summary = f"{len(kg):,} triples in {len(kg.files)} files, in memory"
+        _run_server(create_app(settings, kg), settings, host, port, summary)
+        return
+    # Files added for a session go, with our graph, into a temporary on-disk store that every
+    # worker opens read-only: Oxigraph's bulk loader takes seconds for millions of triples, and
+    # the graph is not copied into each worker. It is deleted when the server stops.
+    import tempfile
+
+    from escap_kg.engine import QueryEngine
+
+    with tempfile.TemporaryDirectory(prefix="escap-kg-session-") as session:
+        store = Path(session) / "store"
+        result = _load_with_progress(store, data, settings, include_embedded=True, replace=False)
+        settings = replace(settings, database=store, extra_files=())
+        engine = QueryEngine(store, workers=settings.workers)
+        summary = f"{result.quads:,} quads from {len(result.files)} files, for this session"
+        _run_server(create_app(settings, engine=engine), settings, host, port, summary)
+
+
+def _load_with_progress(
+    db: Path, files: list[Path], settings: Settings, *, include_embedded: bool, replace: bool
+) -> Any:
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+    from escap_kg.database import load as load_store
+
+    with (
+        _errors(),
+        Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            DownloadColumn(),
+            TimeRemainingColumn(),
+            console=_console(err=True),
+        ) as bar,
+    ):
+
+        def progress(path: Path, size: int) -> Callable[[int], None]:
+            task = bar.add_task(path.name, total=size)
+            return lambda n: bar.advance(task, n)
+
+        return load_store(
+            db,
+            files,
+            settings,
+            include_embedded=include_embedded,
+            replace=replace,
+            progress=progress,
+        )
 
 
 def _run_server(application: Any, settings: Settings, host: str, port: int, what: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import os
 import shutil
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -119,7 +120,6 @@ def load(
             _bulk_load(store, sf, advance)
             report.files.append((sf.path, sf.graph, size))
         store.flush()
-        store.optimize()
         report.quads = len(store)
         del store
         _swap(staging, database)
@@ -148,17 +148,21 @@ def _check_names(files: Sequence[SourceFile]) -> None:
 
 def _bulk_load(store: ox.Store, sf: SourceFile, advance: Callable[[int], None] | None) -> None:
     fmt = rdf_format(sf.path)
+    options: dict[str, Any] = {
+        "format": fmt,
+        "base_iri": sf.path.resolve().as_uri(),
+        "to_graph": ox.NamedNode(sf.graph),
+    }
     try:
-        with open(sf.path, "rb") as raw:
-            counted: IO[bytes] = _Counting(raw, advance) if advance else raw  # type: ignore[assignment]
-            gz = sf.path.name.lower().endswith(".gz")
-            source: Any = gzip.GzipFile(fileobj=counted) if gz else counted
-            store.bulk_load(
-                source,
-                format=fmt,
-                base_iri=sf.path.resolve().as_uri(),
-                to_graph=ox.NamedNode(sf.graph),
-            )
+        if sf.path.name.lower().endswith(".gz"):
+            with open(sf.path, "rb") as raw:
+                counted: Any = _Counting(raw, advance) if advance else raw
+                store.bulk_load(gzip.GzipFile(fileobj=counted), **options)  # type: ignore[arg-type]
+        else:
+            # Oxigraph reads the file itself, much faster than through a Python file object;
+            # the progress bar follows its read offset.
+            with _FollowReads(sf.path, advance):
+                store.bulk_load(path=str(sf.path), **options)
     except SyntaxError as err:
         message = str(err.args[0]) if err.args else str(err)
         if message.startswith("Parser error") and ": " in message:
@@ -166,6 +170,47 @@ def _bulk_load(store: ox.Store, sf: SourceFile, advance: Callable[[int], None] |
         raise DataError(sf.path, message, err.lineno, err.offset) from None
     except (OSError, EOFError, ValueError) as err:
         raise DataError(sf.path, f"cannot load: {err}") from None
+
+
+class _FollowReads:
+    """Reports how far this process has read a file, from /proc (Linux); silent elsewhere."""
+
+    def __init__(self, path: Path, advance: Callable[[int], None] | None) -> None:
+        self.path = str(path.resolve())
+        self.advance = advance
+        self.done = threading.Event()
+        self.reported = 0
+        self.thread = threading.Thread(target=self._follow, daemon=True)
+
+    def __enter__(self) -> _FollowReads:
+        if self.advance is not None:
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.done.set()
+        if self.advance is not None:
+            self.thread.join()
+            if exc[0] is None:
+                self._report(Path(self.path).stat().st_size)
+
+    def _report(self, position: int) -> None:
+        if self.advance is not None and position > self.reported:
+            self.advance(position - self.reported)
+            self.reported = position
+
+    def _follow(self) -> None:
+        fd_dir = Path("/proc/self/fd")
+        while not self.done.wait(0.25):
+            try:
+                for fd in fd_dir.iterdir():
+                    if os.readlink(fd) == self.path:
+                        info = Path(f"/proc/self/fdinfo/{fd.name}").read_text()
+                        position = int(info.split("pos:", 1)[1].split()[0])
+                        self._report(position)
+                        break
+            except (OSError, ValueError, IndexError):
+                continue
 
 
 def _swap(staging: Path, database: Path) -> None:
