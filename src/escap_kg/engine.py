@@ -406,6 +406,9 @@ class _Lease:
                 return None
             finally:
                 self.loop.remove_reader(fd)
+                # Some event loops (uvloop) leave a watched descriptor non-blocking; a frame
+                # larger than the socket buffer must then still be read whole.
+                os.set_blocking(fd, True)
         # A frame is written whole by the worker; once its first bytes are here the rest follows.
         return conn.recv_bytes()
 
