@@ -12,6 +12,7 @@ import io
 import json
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -727,3 +728,27 @@ def test_settings_are_validated() -> None:
         Settings(update_token="short")
     with pytest.raises(ValueError, match="must be positive"):
         replace(Settings(), query_timeout=0)
+
+
+def test_session_files_and_updates_survive_a_worker_replacement(
+    kg: KnowledgeGraph, tmp_path: Path
+) -> None:
+    """Files added for a session are loaded by the workers; after an update, a replacement
+    worker (here after a killed query) starts from the updated graph, extra files included."""
+    from escap_kg.engine import QueryEngine
+
+    extra = tmp_path / "extra.nt"
+    extra.write_text('<http://example.org/a> <http://example.org/b> "session data" .\n')
+    engine = QueryEngine(kg.nquads(), workers=1, extra=[(extra, f"{GRAPH}extra/extra")])
+    settings = Settings(workers=1, query_timeout=1, update_token=TOKEN)
+    auth = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/sparql-update"}
+    with TestClient(create_app(settings, engine=engine)) as client:
+        assert ask(client, 'ASK { <http://example.org/a> ?p "session data" }')
+        assert client.post("/sparql", content=INSERT, headers=auth).status_code == 204
+        killed = client.get("/sparql", params={"query": SLOW})
+        assert killed.status_code == 503
+        assert engine.killed == 1
+        assert ask(client, ASK_INSERTED)
+        assert ask(client, 'ASK { <http://example.org/a> ?p "session data" }')
+        download = client.get("/download/escap-kg.nq")
+        assert b"session data" in download.content

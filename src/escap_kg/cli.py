@@ -526,20 +526,24 @@ def serve(
         summary = f"{len(kg):,} triples in {len(kg.files)} files, in memory"
         _run_server(create_app(settings, kg), settings, host, port, summary)
         return
-    # Files added for a session go, with our graph, into a temporary on-disk store that every
-    # worker opens read-only: Oxigraph's bulk loader takes seconds for millions of triples, and
-    # the graph is not copied into each worker. It is deleted when the server stops.
-    import tempfile
-
+    # Files added for a session are parsed here once to check them (without keeping them),
+    # then loaded by every worker itself, in memory: this process keeps no copy of them.
     from escap_kg.engine import QueryEngine
+    from escap_kg.store import check_parses
 
-    with tempfile.TemporaryDirectory(prefix="escap-kg-session-") as session:
-        store = Path(session) / "store"
-        result = _load_with_progress(store, data, settings, include_embedded=True, replace=False)
-        settings = replace(settings, database=store, extra_files=())
-        engine = QueryEngine(store, workers=settings.workers)
-        summary = f"{result.quads:,} quads from {len(result.files)} files, for this session"
-        _run_server(create_app(settings, engine=engine), settings, host, port, summary)
+    extras = [sf for sf in source_files(settings) if sf.kind == "extra"]
+    counted = 0
+    with _errors():
+        for sf in extras:
+            counted += check_parses(sf)
+    engine = QueryEngine(
+        kg.nquads(), workers=settings.workers, extra=[(sf.path, sf.graph) for sf in extras]
+    )
+    engine.launch()
+    summary = (
+        f"{len(kg) + counted:,} statements from {len(kg.files) + len(extras)} files, in memory"
+    )
+    _run_server(create_app(settings, engine=engine), settings, host, port, summary)
 
 
 def _load_with_progress(

@@ -118,16 +118,19 @@ class Answer:
 
 @dataclass(frozen=True)
 class StoreSource:
-    """Where workers get the graph: an N-Quads snapshot to load in memory, or an on-disk store."""
+    """Where workers get the graph: an on-disk store, or an N-Quads snapshot to load in memory
+    plus other RDF files, each into its named graph (``extra``: path and graph IRI)."""
 
     snapshot: Path | None = None
     database: Path | None = None
+    extra: tuple[tuple[Path, str], ...] = ()
 
     def args(self) -> list[str]:
         if self.database is not None:
             return ["--db", str(self.database)]
         if self.snapshot is not None:
-            return ["--snapshot", str(self.snapshot)]
+            extra = [f"{path}\t{graph}" for path, graph in self.extra]
+            return ["--snapshot", str(self.snapshot), *extra]
         raise ValueError("a store source needs a snapshot or a database")
 
 
@@ -221,9 +224,13 @@ class _Worker:
         if self.source.database is not None:
             self.store = ox.Store.read_only(str(self.source.database))
         else:
+            from escap_kg.store import SourceFile, load_into
+
             store = ox.Store()
             if self.source.snapshot is not None:
                 store.load(path=str(self.source.snapshot), format=ox.RdfFormat.N_QUADS)
+            for path, graph in self.source.extra:
+                load_into(store, SourceFile(path, graph, "extra"))
             self.store = store
 
     def serve(self) -> None:
@@ -254,6 +261,11 @@ class _Worker:
                 return
             elif job == "reopen":
                 self.open()
+                _send_control(self.conn, "ok")
+                return
+            elif isinstance(job, tuple) and job[0] == "snapshot":
+                assert self.store is not None  # noqa: S101 - opened before any job
+                self.store.dump(str(job[1]), format=ox.RdfFormat.N_QUADS)
                 _send_control(self.conn, "ok")
                 return
             else:
@@ -314,11 +326,15 @@ def _syntax_message(err: SyntaxError) -> str:
 
 
 def worker_main(argv: Sequence[str]) -> None:
-    """Entry point of ``python -m escap_kg.engine FD (--snapshot FILE | --db DIR)``."""
-    fd, option, path = argv
+    """Entry point of ``python -m escap_kg.engine FD (--snapshot FILE [EXTRA ...] | --db DIR)``.
+
+    Each EXTRA is a file path and a graph IRI separated by a tab.
+    """
+    fd, option, path, *extra = argv
     source = StoreSource(
         snapshot=Path(path) if option == "--snapshot" else None,
         database=Path(path) if option == "--db" else None,
+        extra=tuple((Path(p), g) for p, _, g in (item.partition("\t") for item in extra)),
     )
     _Worker(multiprocessing.connection.Connection(int(fd)), source).serve()
 
@@ -431,8 +447,10 @@ class QueryEngine:
         source: bytes | Path,
         workers: int | None = None,
         start_timeout: float = 120.0,
+        extra: Sequence[tuple[Path, str]] = (),
     ) -> None:
-        """``source`` is N-Quads to hold in memory, or the folder of an on-disk store."""
+        """``source`` is N-Quads to hold in memory (plus ``extra`` files, each loaded by every
+        worker into its named graph), or the folder of an on-disk store."""
         self.size = max(1, workers or os.cpu_count() or 1)
         self.start_timeout = start_timeout
         self._dir = tempfile.TemporaryDirectory(prefix="escap-kg-")
@@ -441,7 +459,7 @@ class QueryEngine:
         else:
             snapshot = Path(self._dir.name) / "snapshot.nq"
             snapshot.write_bytes(source)
-            self.source = StoreSource(snapshot=snapshot)
+            self.source = StoreSource(snapshot=snapshot, extra=tuple(extra))
         self._idle: asyncio.Queue[_Process] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._threads = ThreadPoolExecutor(
@@ -634,10 +652,11 @@ class QueryEngine:
                 if kind == "error":
                     status, message = payload
                     raise EngineError(status, message.replace("query failed", "update failed"))
+                snapshot = None
                 if after_first is not None:
                     snapshot = await loop.run_in_executor(self._threads, after_first)
-                    if snapshot is not None and self.source.snapshot is not None:
-                        self.source.snapshot.write_bytes(snapshot)
+                if self.source.snapshot is not None:
+                    await self._new_snapshot(first, snapshot, loop)
                 await self._broadcast(rest, "reopen" if self.on_disk else job, loop)
                 reopened = True
             finally:
@@ -645,6 +664,24 @@ class QueryEngine:
                     await self._broadcast(taken, "reopen", loop)
                 for worker in taken:
                     self._give_back(worker)
+
+    async def _new_snapshot(
+        self, updated: _Process, content: bytes | None, loop: asyncio.AbstractEventLoop
+    ) -> None:
+        """Workers started from now on load the updated graph."""
+        path = Path(self._dir.name) / f"snapshot-{time.monotonic_ns()}.nq"
+        if content is not None and not self.source.extra:
+            path.write_bytes(content)
+        else:
+            # The server holds no copy of the whole graph: the updated worker writes it.
+            lease = _Lease(updated, self, loop, float("inf"))
+            kind, _ = await _send_and_read(lease, ("snapshot", str(path)))
+            if kind != "done":
+                raise EngineError(500, "could not save the updated graph for new workers")
+        old = self.source.snapshot
+        self.source = StoreSource(snapshot=path)
+        if old is not None:
+            old.unlink(missing_ok=True)
 
     async def _broadcast(
         self, workers: list[_Process], job: object, loop: asyncio.AbstractEventLoop

@@ -206,6 +206,33 @@ def load_into(store: ox.Store, source: SourceFile) -> None:
         raise DataError(source.path, f"cannot read: {err}") from None
 
 
+def check_parses(source: SourceFile) -> int:
+    """Parse a file without keeping it (memory stays flat); the number of triples or quads.
+
+    Raises :class:`DataError` with the line of the first syntax error.
+    """
+    fmt = rdf_format(source.path)
+    count = 0
+    try:
+        with open(source.path, "rb") as raw:
+            stream: Any = (
+                gzip.GzipFile(fileobj=raw) if source.path.name.lower().endswith(".gz") else raw
+            )
+            for _ in ox.parse(stream, format=fmt, base_iri=source.path.resolve().as_uri()):
+                count += 1
+    except FileNotFoundError:
+        raise DataError(source.path, "file not found") from None
+    except IsADirectoryError:
+        raise DataError(source.path, "is a folder, not an RDF file") from None
+    except SyntaxError as err:
+        message = str(err.args[0]) if err.args else str(err)
+        line, column = _position(err)
+        raise DataError(source.path, _plain(message), line, column) from None
+    except (OSError, EOFError, ValueError) as err:
+        raise DataError(source.path, f"cannot read: {err}") from None
+    return count
+
+
 def _position(err: SyntaxError) -> tuple[int | None, int | None]:
     if err.lineno is not None:
         return err.lineno, err.offset
