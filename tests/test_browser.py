@@ -138,3 +138,35 @@ def test_query_ui_runs_an_example(driver: Any, live_server: LiveServer) -> None:
     assert not foreign, f"the page reached other hosts: {foreign}"
     assert not console, console
     assert any(r["method"] == "POST" and r["url"] == page for r in requests.values())
+
+
+def test_api_documentation_works_offline(driver: Any, live_server: LiveServer) -> None:
+    """Swagger UI comes from our own static files and runs under our CSP."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.get("about:blank")
+    driver.get_log("performance")
+    driver.get_log("browser")
+    driver.get(f"{live_server.url}/docs")
+    WebDriverWait(driver, 30).until(
+        lambda d: len(d.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")) > 0
+    )
+    paths = {
+        el.text.replace("\u200b", "")
+        for el in driver.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")
+    }
+    assert "/api/queries" in paths
+    requests, failures = _requests(_network(driver))
+    origin = urlsplit(live_server.url)[:2]
+    foreign = [
+        r["url"]
+        for r in requests.values()
+        if not r["url"].startswith("data:") and urlsplit(r["url"])[:2] != origin
+    ]
+    console = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+    ARTIFACTS.mkdir(exist_ok=True)
+    driver.save_screenshot(str(ARTIFACTS / "api-docs.png"))
+    assert not failures, failures
+    assert not foreign, foreign
+    assert not console, console

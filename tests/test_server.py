@@ -752,3 +752,20 @@ def test_session_files_and_updates_survive_a_worker_replacement(
         assert ask(client, 'ASK { <http://example.org/a> ?p "session data" }')
         download = client.get("/download/escap-kg.nq")
         assert b"session data" in download.content
+
+
+@pytest.mark.parametrize("path", ["/sparql?query=ASK%7B%7D", "/api/queries", "/docs", "/nowhere"])
+def test_security_headers_on_every_response(client: TestClient, path: str) -> None:
+    response = client.get(path)
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["referrer-policy"] == "no-referrer"
+    assert "default-src 'self'" in response.headers["content-security-policy"]
+    assert "server" not in response.headers
+
+
+def test_docs_use_no_cdn(client: TestClient) -> None:
+    page = client.get("/docs").text
+    assert "/static/swagger/swagger-ui-bundle.js" in page
+    assert "cdn" not in page.lower()
+    assert client.get("/static/swagger/swagger-ui-bundle.js").status_code == 200
+    assert client.get("/redoc").status_code == 404

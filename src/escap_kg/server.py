@@ -149,6 +149,9 @@ def create_app(
         version=__version__,
         lifespan=lifespan,
         license_info={"name": "CC BY 4.0 (data), MIT (code)"},
+        # Served below from our own static files: FastAPI's pages load Swagger UI from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.escap = state
     app.add_middleware(
@@ -159,6 +162,7 @@ def create_app(
         allow_headers=["Accept", "Content-Type", "Authorization"],
         max_age=3600,
     )
+    app.add_middleware(SecurityHeaders)
     app.add_middleware(AccessLog)
     _install_error_handlers(app)
     app.mount("/static", StaticFiles(packages=[("escap_kg", "static")]), name="static")
@@ -202,6 +206,41 @@ class AccessLog:
                 access_log.info(
                     "%s %s %s %d %.1fms", client[0], scope["method"], path, status, elapsed
                 )
+
+
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+]
+# YASGUI sets style attributes from script, hence 'unsafe-inline' for styles only.
+CONTENT_SECURITY_POLICY = (
+    b"default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+    b"frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+
+
+class SecurityHeaders:
+    """Headers on every response: no MIME sniffing, no referrer, no framing, and a
+    Content-Security-Policy that allows only this server's own scripts and styles."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers.extend(SECURITY_HEADERS)
+                headers.append((b"content-security-policy", CONTENT_SECURITY_POLICY))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 def answer_response(answer: Answer, media_type: str, headers: dict[str, str]) -> Response:
@@ -422,6 +461,19 @@ def _add_sparql_routes(app: FastAPI, state: State) -> None:
     @app.get("/", include_in_schema=False)
     async def home() -> Response:
         return RedirectResponse("/sparql", status_code=303)
+
+    @app.get("/docs", include_in_schema=False)
+    async def api_docs() -> Response:
+        page = (
+            '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+            "<title>escap-kg API</title>"
+            '<link rel="icon" href="data:,">'
+            '<link rel="stylesheet" href="/static/swagger/swagger-ui.css"></head>'
+            '<body><div id="swagger-ui" data-openapi="/openapi.json"></div>'
+            '<script src="/static/swagger/swagger-ui-bundle.js"></script>'
+            '<script src="/static/swagger/init.js"></script></body></html>'
+        )
+        return Response(page, media_type="text/html")
 
 
 def _job_for(request: Request, state: State, op: Operation, text: str) -> tuple[QueryJob, str]:
