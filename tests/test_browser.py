@@ -108,7 +108,7 @@ def test_query_ui_runs_an_example(driver: Any, live_server: LiveServer) -> None:
     driver.get("about:blank")
     driver.get_log("performance")
     driver.get_log("browser")
-    driver.get(f"{live_server.url}/")  # the home page leads to the UI
+    driver.get(page)
     wait = WebDriverWait(driver, 30)
     wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, RUN_BUTTON)))
     assert driver.current_url == page

@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import PlainTextResponse, RedirectResponse, StreamingResponse
+from fastapi.responses import PlainTextResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -26,6 +26,7 @@ from escap_kg import __version__
 from escap_kg.engine import Answer, DumpJob, EngineError, QueryEngine, QueryJob, UpdateJob
 from escap_kg.export import EXPORT_FORMATS, ExportFormat
 from escap_kg.iris import prefixes
+from escap_kg.pages import add_page_routes
 from escap_kg.queries import IRI_CHARS, Query, load_catalogue
 from escap_kg.settings import Settings
 from escap_kg.sparql import (
@@ -169,6 +170,7 @@ def create_app(
     _add_sparql_routes(app, state)
     _add_api_routes(app, state)
     _add_download_routes(app, state)
+    add_page_routes(app, state)
     return app
 
 
@@ -457,10 +459,6 @@ def _add_sparql_routes(app: FastAPI, state: State) -> None:
             ),
             response_class=Response,
         )
-
-    @app.get("/", include_in_schema=False)
-    async def home() -> Response:
-        return RedirectResponse("/sparql", status_code=303)
 
     @app.get("/docs", include_in_schema=False)
     async def api_docs() -> Response:

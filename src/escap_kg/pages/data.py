@@ -1,0 +1,1075 @@
+"""What the pages show, fetched through the query engine and shaped for the templates."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import date
+from typing import TYPE_CHECKING, Any
+
+import pyoxigraph as ox
+
+from escap_kg.engine import QueryJob
+from escap_kg.pages.terms import (
+    DCTERMS,
+    EKG,
+    ORG,
+    OWL,
+    PROV,
+    RDF,
+    RDF_TYPE,
+    RDFS,
+    SCHEMA,
+    SKOS,
+    XSD,
+    Paths,
+    Period,
+    class_words,
+    dataset_of,
+    format_date,
+    format_period,
+    inverse_words,
+    iri_ref,
+    local_name,
+    period,
+    prefixed,
+    property_words,
+    span,
+    words,
+)
+
+if TYPE_CHECKING:
+    from escap_kg.server import State
+
+Term = ox.NamedNode | ox.BlankNode | ox.Literal
+
+PREFIXES = f"""PREFIX rdf: <{RDF}>
+PREFIX rdfs: <{RDFS}>
+PREFIX owl: <{OWL}>
+PREFIX skos: <{SKOS}>
+PREFIX schema: <{SCHEMA}>
+PREFIX dcterms: <{DCTERMS}>
+PREFIX prov: <{PROV}>
+PREFIX org: <{ORG}>
+PREFIX ekg: <{EKG}>
+"""
+
+# Labels in order of preference, for the name of a resource.
+LABEL_PROPERTIES = (
+    f"{SKOS}prefLabel",
+    f"{RDFS}label",
+    f"{SCHEMA}name",
+    f"{DCTERMS}title",
+)
+# Names a search looks at, in order of preference for the name shown.
+NAME_PROPERTIES = (*LABEL_PROPERTIES, f"{SKOS}altLabel")
+# Plain words for classes we reuse, where the local name alone reads oddly.
+CLASS_WORDS: dict[str, str] = {
+    f"{ORG}FormalOrganization": "organisation",
+    f"{PROV}Organization": "organisation",
+    f"{SKOS}Concept": "concept",
+    f"{SKOS}ConceptScheme": "concept scheme",
+    f"{PROV}Entity": "entity",
+    f"{PROV}Role": "role",
+    f"{SCHEMA}Place": "place",
+    f"{SCHEMA}EventSeries": "event series",
+    f"{SCHEMA}WebPage": "web page",
+    f"{ORG}ChangeEvent": "change event",
+    f"{OWL}Class": "class",
+    f"{OWL}ObjectProperty": "object property",
+    f"{OWL}DatatypeProperty": "datatype property",
+    f"{OWL}Ontology": "ontology",
+}
+# Properties whose values are texts worth showing under the title of a page.
+TEXT_PROPERTIES = (
+    f"{SKOS}definition",
+    f"{EKG}statement",
+    f"{EKG}objective",
+    f"{EKG}keyIssue",
+    f"{RDFS}comment",
+    f"{DCTERMS}description",
+)
+# Resources that stand for a link or a role rather than a thing: left out of the diagrams.
+PLUMBING_CLASSES = (f"{EKG}Alignment", f"{EKG}Participation")
+ROLE_ORDER = ("joint-organiser", "organiser", "cooperation-partner", "associated")
+
+
+# Talking to the engine --------------------------------------------------------------------------
+
+
+async def run(state: State, text: str, result_format: str) -> bytes:
+    """The whole answer of one query through the engine (small answers only)."""
+    job = QueryJob(
+        PREFIXES + text,
+        result_format,
+        base_iri=state.settings.base_iri,
+        max_bytes=state.settings.max_result_bytes,
+    )
+    answer = await state.engine.query(job, state.settings.query_timeout)
+    return await answer.read()
+
+
+def term_from_json(binding: dict[str, Any]) -> Term:
+    """An RDF term from one binding of SPARQL JSON results."""
+    kind, value = binding["type"], binding["value"]
+    if kind == "uri":
+        return ox.NamedNode(value)
+    if kind == "bnode":
+        return ox.BlankNode(value)
+    if "xml:lang" in binding:
+        return ox.Literal(value, language=binding["xml:lang"])
+    if "datatype" in binding:
+        return ox.Literal(value, datatype=ox.NamedNode(binding["datatype"]))
+    return ox.Literal(value)
+
+
+async def select(state: State, text: str) -> list[dict[str, Term]]:
+    """A SELECT through the engine, as rows of RDF terms."""
+    data = json.loads(await run(state, text, "json"))
+    return [
+        {name: term_from_json(b) for name, b in row.items()} for row in data["results"]["bindings"]
+    ]
+
+
+async def construct(state: State, text: str) -> tuple[bytes, list[ox.Triple]]:
+    """A CONSTRUCT through the engine: the N-Triples text and the triples."""
+    body = await run(state, text, "nt")
+    triples = [q.triple for q in ox.parse(input=body, format=ox.RdfFormat.N_TRIPLES)]
+    return body, triples
+
+
+def text_of(term: Term | None) -> str:
+    """The value of a term as a plain string ('' for None)."""
+    return "" if term is None else term.value
+
+
+# Queries ----------------------------------------------------------------------------------------
+
+
+def describe_query(iri: str) -> str:
+    """The description of a resource: its triples both ways, one hop, and its neighbours' names."""
+    r = iri_ref(iri)
+    return f"""CONSTRUCT {{
+  {r} ?p ?o . ?o rdfs:label ?ol . ?o skos:prefLabel ?op .
+  ?s ?q {r} . ?s rdfs:label ?sl . ?s skos:prefLabel ?sp .
+}} WHERE {{
+  {{ {r} ?p ?o OPTIONAL {{ ?o rdfs:label ?ol }} OPTIONAL {{ ?o skos:prefLabel ?op }} }}
+  UNION
+  {{ ?s ?q {r} OPTIONAL {{ ?s rdfs:label ?sl }} OPTIONAL {{ ?s skos:prefLabel ?sp }} }}
+}}"""
+
+
+def graph_content_query(graph: str) -> str:
+    """Every triple of one named graph."""
+    return f"CONSTRUCT {{ ?s ?p ?o }} WHERE {{ GRAPH {iri_ref(graph)} {{ ?s ?p ?o }} }}"
+
+
+def graph_size_query(graph: str, cap: int) -> str:
+    """The number of triples of a named graph, counted up to ``cap``."""
+    return (
+        f"SELECT (COUNT(*) AS ?n) WHERE {{ SELECT * WHERE {{ GRAPH {iri_ref(graph)} "
+        f"{{ ?s ?p ?o }} }} LIMIT {int(cap)} }}"
+    )
+
+
+def _sources_query(iri: str) -> str:
+    r = iri_ref(iri)
+    return f"""SELECT ?dir ?p ?o ?g WHERE {{
+  {{ GRAPH ?g {{ {r} ?p ?o }} BIND("out" AS ?dir) }}
+  UNION
+  {{ GRAPH ?g {{ ?o ?p {r} }} BIND("in" AS ?dir) }}
+}}"""
+
+
+def _neighbour_types_query(iri: str) -> str:
+    r = iri_ref(iri)
+    return f"""SELECT DISTINCT ?n ?t WHERE {{
+  {{ {r} ?p ?n }} UNION {{ ?n ?p {r} }}
+  FILTER(isIRI(?n))
+  ?n a ?t .
+}}"""
+
+
+def _alt_labels_query(iri: str) -> str:
+    r = iri_ref(iri)
+    return f"""SELECT DISTINCT ?n ?alt WHERE {{
+  {{ {r} ?p ?n }} UNION {{ ?n ?p {r} }}
+  FILTER(isIRI(?n))
+  ?n skos:altLabel ?alt .
+}}"""
+
+
+def _alignments_query(iri: str) -> str:
+    r = iri_ref(iri)
+    return f"""SELECT ?al ?target ?match ?confidence ?confidenceLabel ?source ?citation WHERE {{
+  ?al a ekg:Alignment ; rdf:subject {r} ; rdf:object ?target .
+  OPTIONAL {{ ?al rdf:predicate ?match }}
+  OPTIONAL {{ ?al ekg:confidence ?confidence
+             OPTIONAL {{ ?confidence skos:prefLabel ?confidenceLabel }} }}
+  OPTIONAL {{ ?al dcterms:source ?source }}
+  OPTIONAL {{ ?al dcterms:bibliographicCitation ?citation }}
+}}"""
+
+
+def _vocabulary_query(ontology_graph: str) -> str:
+    return f"""SELECT ?t ?label WHERE {{
+  GRAPH {iri_ref(ontology_graph)} {{ ?t rdfs:label ?label }}
+}}"""
+
+
+GRAPHS_QUERY = """SELECT ?g ?label ?source ?sourceLabel ?n WHERE {
+  { SELECT DISTINCT ?g WHERE { GRAPH ?g { } } }
+  OPTIONAL { ?g rdfs:label ?label }
+  OPTIONAL { ?g prov:wasDerivedFrom ?source
+             OPTIONAL { ?source rdfs:label ?sourceLabel }
+             OPTIONAL { ?source a ekg:SourceParagraph ; schema:position ?n } }
+}"""
+
+ACTIVITIES_QUERY = """SELECT ?a ?type ?label ?alt ?start ?end WHERE {
+  ?a a ?type . ?type rdfs:subClassOf* ekg:Activity .
+  OPTIONAL { ?a rdfs:label ?label }
+  OPTIONAL { ?a skos:altLabel ?alt }
+  OPTIONAL { ?a schema:startDate ?start }
+  OPTIONAL { ?a schema:endDate ?end }
+}"""
+
+ROLES_QUERY = """SELECT ?a ?agent ?role ?how ?label ?alt ?type WHERE {
+  ?a a ?class . ?class rdfs:subClassOf* ekg:Activity .
+  { ?a prov:qualifiedAssociation ?q . ?q prov:agent ?agent ; prov:hadRole ?role .
+    BIND("role" AS ?how) }
+  UNION { ?a schema:organizer ?agent BIND("organiser" AS ?how) }
+  UNION { ?a ekg:partner ?agent BIND("cooperation-partner" AS ?how) }
+  UNION { ?a prov:wasAssociatedWith ?agent BIND("associated" AS ?how) }
+  OPTIONAL { ?agent skos:prefLabel ?label }
+  OPTIONAL { ?agent skos:altLabel ?alt }
+  OPTIONAL { ?agent a ?type }
+}"""
+
+ROLE_LABELS_QUERY = """SELECT ?role ?label WHERE {
+  ?role a prov:Role ; skos:prefLabel ?label .
+}"""
+
+
+def _counts_query(themes_scheme: str) -> str:
+    return f"""SELECT ?what (COUNT(DISTINCT ?x) AS ?n) WHERE {{
+  {{ ?x a ?c . ?c rdfs:subClassOf* ekg:Activity . BIND("activities" AS ?what) }}
+  UNION {{ ?x a org:FormalOrganization . BIND("organisations" AS ?what) }}
+  UNION {{ ?x a ekg:Country . BIND("countries" AS ?what) }}
+  UNION {{ ?x skos:inScheme {iri_ref(themes_scheme)} . BIND("themes" AS ?what) }}
+  UNION {{ ?x a ekg:Finding . BIND("findings" AS ?what) }}
+  UNION {{ ?x a ekg:Recommendation . BIND("recommendations" AS ?what) }}
+}} GROUP BY ?what"""
+
+
+def _concepts_query(scheme: str) -> str:
+    s = iri_ref(scheme)
+    return f"""SELECT ?c ?label ?broader ?top ?uses WHERE {{
+  ?c skos:inScheme {s} .
+  OPTIONAL {{ ?c skos:prefLabel ?label }}
+  OPTIONAL {{ {{ ?c skos:broader ?broader }} UNION {{ ?broader skos:narrower ?c }}
+             ?broader skos:inScheme {s} }}
+  OPTIONAL {{ {{ ?c skos:topConceptOf {s} }} UNION {{ {s} skos:hasTopConcept ?c }}
+             BIND(true AS ?top) }}
+  OPTIONAL {{ SELECT ?c (COUNT(DISTINCT ?x) AS ?uses) WHERE {{
+    ?x dcterms:subject|ekg:focus|ekg:keyAgendaItem ?c }} GROUP BY ?c }}
+}}"""
+
+
+def _search_index_query(id_base: str) -> str:
+    # The base is a checked IRI: no quote, backslash or space can be in it.
+    prefix = iri_ref(id_base)[1:-1]
+    names = " ".join(iri_ref(p) for p in NAME_PROPERTIES)
+    return f"""SELECT ?r ?p ?label ?type WHERE {{
+  VALUES ?p {{ {names} }}
+  ?r ?p ?label .
+  FILTER(isIRI(?r) && STRSTARTS(STR(?r), "{prefix}"))
+  OPTIONAL {{ ?r a ?type }}
+}}"""
+
+
+# Shapes for the templates -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a statement comes from, as a small badge: ``¶2`` or ``other public sources``."""
+
+    text: str
+    href: str
+    title: str
+
+
+@dataclass
+class Value:
+    """One value of a property on a page: a link to our page, an outgoing link, or a literal."""
+
+    text: str
+    href: str | None = None
+    external: str | None = None
+    title: str = ""
+    lang: str | None = None
+    is_literal: bool = False
+    sources: list[Source] = field(default_factory=list)
+
+
+@dataclass
+class Row:
+    """A property and its values on a page."""
+
+    predicate: str
+    label: str
+    href: str | None
+    title: str
+    values: list[Value] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Node:
+    """A resource as shown in pictures and lists: IRI, name, link and kind."""
+
+    iri: str
+    label: str
+    href: str | None
+    kind: str  # our resource kind, "external", "ontology" or "other"
+    dataset: str | None = None
+
+
+@dataclass(frozen=True)
+class Edge:
+    """A link between the resource of a page and a neighbour, for the neighbourhood picture."""
+
+    node: Node
+    label: str
+    outgoing: bool
+
+
+@dataclass(frozen=True)
+class ExternalLink:
+    """A link to another dataset, with how sure we are of it and where it was found."""
+
+    dataset: str
+    code: str
+    iri: str
+    match: str
+    confidence: str
+    source: str | None
+    citation: str | None
+    details: str | None
+
+
+@dataclass(frozen=True)
+class SourceLink:
+    """Where a graph comes from: one of our resources (a page) or a public web address."""
+
+    href: str
+    text: str
+    external: bool
+
+
+@dataclass(frozen=True)
+class GraphInfo:
+    """A named graph: its name, where it comes from, and how its statements are badged."""
+
+    iri: str
+    label: str
+    href: str | None
+    paragraph: int | None
+    paragraph_href: str | None
+    sources: tuple[SourceLink, ...]
+
+    @property
+    def badge(self) -> Source | None:
+        """The provenance badge of a statement from this graph, if it has a source."""
+        if self.paragraph is not None and self.paragraph_href is not None:
+            title = f"stated in paragraph {self.paragraph} of the source document"
+            return Source(f"\u00b6{self.paragraph}", self.paragraph_href, title)
+        if any(s.external for s in self.sources):
+            return Source("other public sources", self.href or self.iri, self.label)
+        if self.sources:
+            return Source("source document", self.href or self.iri, self.label)
+        return None
+
+
+@dataclass(frozen=True)
+class GraphUse:
+    """A graph that holds statements of a page's resource, and how many."""
+
+    graph: GraphInfo
+    count: int
+
+
+@dataclass
+class Activity:
+    """An activity on a timeline: name, dates and who took part in which role."""
+
+    iri: str
+    label: str
+    short: str
+    type: str
+    when: Period | None
+    href: str | None
+    agents: list[tuple[Node, str]] = field(default_factory=list)  # (agent, role key)
+
+    @property
+    def date_text(self) -> str:
+        """The dates in words, or ``date unknown``."""
+        return format_period(self.when) if self.when else "date unknown"
+
+
+@dataclass(frozen=True)
+class SearchEntry:
+    """A resource as a search finds it: its best name, all its names and its type."""
+
+    iri: str
+    label: str
+    names: tuple[str, ...]
+    kind: str
+
+
+@dataclass
+class Concept:
+    """A concept of a scheme with its narrower concepts, for a browsable tree."""
+
+    node: Node
+    uses: int
+    children: list[Concept] = field(default_factory=list)
+
+
+@dataclass
+class Resource:
+    """Everything a resource page shows."""
+
+    iri: str
+    label: str
+    kind: str | None
+    path: str | None
+    types: list[Node]
+    type_iris: list[str]
+    texts: list[tuple[str, Value]]
+    alt_labels: list[str]
+    when: Period | None
+    outgoing: list[Row]
+    incoming: list[Row]
+    edges: list[Edge]
+    links: list[ExternalLink]
+    graphs: list[GraphUse]
+    nt: str
+    triples: list[ox.Triple]
+    names: dict[str, str]
+    neighbour_types: dict[str, set[str]]
+
+    @property
+    def paragraphs(self) -> list[GraphUse]:
+        """The graphs of source paragraphs this resource's statements come from, in order."""
+        found = [g for g in self.graphs if g.graph.paragraph is not None]
+        return sorted(found, key=lambda g: g.graph.paragraph or 0)
+
+    @property
+    def other_sources(self) -> list[GraphUse]:
+        """The graphs of other public sources (not source paragraphs) that say something here."""
+        return [g for g in self.graphs if g.graph.paragraph is None]
+
+    def values(self, predicate: str) -> list[Term]:
+        """The objects of this resource's statements with ``predicate``."""
+        subject = ox.NamedNode(self.iri)
+        return [
+            t.object
+            for t in self.triples
+            if t.subject == subject
+            and t.predicate.value == predicate
+            and not isinstance(t.object, ox.Triple)
+        ]
+
+    def subjects(self, predicate: str) -> list[str]:
+        """The IRIs linking to this resource with ``predicate``."""
+        obj = ox.NamedNode(self.iri)
+        return [
+            t.subject.value
+            for t in self.triples
+            if t.object == obj
+            and t.predicate.value == predicate
+            and isinstance(t.subject, ox.NamedNode)
+        ]
+
+
+# The pages' data, cached per version of the graph -----------------------------------------------
+
+
+class Catalogue:
+    """Data for the pages through the engine; shared lists are cached per graph version."""
+
+    def __init__(self, state: State) -> None:
+        self.state = state
+        self.paths = Paths(state.settings.base_iri)
+        self._cache: dict[tuple[str, int], Any] = {}
+
+    @property
+    def ontology_graph(self) -> str:
+        """The named graph that holds the ontology."""
+        return f"{self.paths.graph_base}escap-kg"
+
+    @property
+    def themes_scheme(self) -> str:
+        """The IRI of the themes concept scheme."""
+        return f"{self.paths.id_base}scheme/themes"
+
+    async def _cached(self, key: str, make: Callable[[], Awaitable[Any]]) -> Any:
+        generation = self.state.generation
+        if (key, generation) not in self._cache:
+            value = await make()
+            self._cache = {k: v for k, v in self._cache.items() if k[1] == generation}
+            self._cache[(key, generation)] = value
+        return self._cache[(key, generation)]
+
+    # Shared lists ------------------------------------------------------------------------------
+
+    async def vocabulary(self) -> dict[str, str]:
+        """Labels of the ontology's classes and properties, by IRI."""
+
+        async def make() -> dict[str, str]:
+            rows = await select(self.state, _vocabulary_query(self.ontology_graph))
+            labels = dict(CLASS_WORDS)
+            for row in rows:
+                labels[row["t"].value] = row["label"].value
+            return labels
+
+        result: dict[str, str] = await self._cached("vocabulary", make)
+        return result
+
+    async def graphs(self) -> dict[str, GraphInfo]:
+        """Every named graph with its label and source."""
+
+        async def make() -> dict[str, GraphInfo]:
+            rows = await select(self.state, GRAPHS_QUERY)
+            found: dict[str, dict[str, Any]] = {}
+            for row in rows:
+                iri = row["g"].value
+                info = found.setdefault(iri, {"label": "", "sources": {}, "n": None, "para": None})
+                if "label" in row and not info["label"]:
+                    info["label"] = row["label"].value
+                if "source" in row:
+                    source = row["source"].value
+                    path = self.paths.path(source)
+                    if path is not None:
+                        text = text_of(row.get("sourceLabel")) or self.paths.slug_words(source)
+                        info["sources"][source] = SourceLink(path, text, False)
+                    else:
+                        text = source.split("://", 1)[-1]
+                        info["sources"][source] = SourceLink(source, text, True)
+                    if "n" in row:
+                        info["n"] = int(row["n"].value)
+                        info["para"] = path or source
+            return {
+                iri: GraphInfo(
+                    iri,
+                    info["label"] or iri.rsplit("/", 1)[-1],
+                    self.paths.path(iri),
+                    info["n"],
+                    info["para"],
+                    tuple(link for _, link in sorted(info["sources"].items())),
+                )
+                for iri, info in sorted(found.items())
+            }
+
+        result: dict[str, GraphInfo] = await self._cached("graphs", make)
+        return result
+
+    async def role_labels(self) -> dict[str, str]:
+        """Names of the roles agents have in activities, by role key (``joint-organiser``...)."""
+
+        async def make() -> dict[str, str]:
+            rows = await select(self.state, ROLE_LABELS_QUERY)
+            labels = {
+                "organiser": "organiser",
+                "joint-organiser": "joint organiser",
+                "cooperation-partner": "partner in cooperation",
+                "associated": "associated",
+            }
+            for row in rows:
+                labels[row["role"].value.rsplit("/", 1)[-1]] = row["label"].value
+            return labels
+
+        result: dict[str, str] = await self._cached("roles", make)
+        return result
+
+    async def activities(self) -> list[Activity]:
+        """Every activity with its dates, organisers and partners, in time order."""
+
+        async def make() -> list[Activity]:
+            rows = await select(self.state, ACTIVITIES_QUERY)
+            found: dict[str, dict[str, Any]] = {}
+            vocabulary = await self.vocabulary()
+            for row in rows:
+                iri = row["a"].value
+                item = found.setdefault(iri, {"alts": set(), "types": set()})
+                for name in ("label", "start", "end"):
+                    if name in row:
+                        item[name] = row[name]
+                if "alt" in row:
+                    item["alts"].add(row["alt"].value)
+                item["types"].add(row["type"].value)
+            activities = []
+            for iri, item in found.items():
+                label = text_of(item.get("label")) or self.paths.slug_words(iri)
+                start, end = item.get("start"), item.get("end")
+                when = span(
+                    _period(start) if isinstance(start, ox.Literal) else None,
+                    _period(end) if isinstance(end, ox.Literal) else None,
+                )
+                own = sorted(t for t in item["types"] if t != f"{EKG}Activity")
+                kind = class_words(own[0] if own else f"{EKG}Activity", vocabulary)
+                activities.append(
+                    Activity(
+                        iri,
+                        label,
+                        short_name(label, item["alts"]),
+                        kind,
+                        when,
+                        self.paths.path(iri),
+                    )
+                )
+            by_iri = {a.iri: a for a in activities}
+            for activity_iri, agents in (await self._roles()).items():
+                if activity_iri in by_iri:
+                    by_iri[activity_iri].agents = agents
+            activities.sort(key=lambda a: (a.when.first if a.when else date.max, a.label))
+            return activities
+
+        result: list[Activity] = await self._cached("activities", make)
+        return result
+
+    async def _roles(self) -> dict[str, list[tuple[Node, str]]]:
+        rows = await select(self.state, ROLES_QUERY)
+        names: dict[str, dict[str, Any]] = {}
+        roles: dict[tuple[str, str], set[str]] = defaultdict(set)
+        for row in rows:
+            agent = row["agent"].value
+            item = names.setdefault(agent, {"label": "", "alts": set(), "types": set()})
+            if "label" in row:
+                item["label"] = row["label"].value
+            if "alt" in row:
+                item["alts"].add(row["alt"].value)
+            if "type" in row:
+                item["types"].add(row["type"].value)
+            how = row["how"].value
+            key = row["role"].value.rsplit("/", 1)[-1] if how == "role" else how
+            roles[(row["a"].value, agent)].add(("0" if how == "role" else "1") + key)
+        result: dict[str, list[tuple[Node, str]]] = defaultdict(list)
+        for (activity, agent), keys in sorted(roles.items()):
+            stated = sorted(k[1:] for k in keys if k[0] == "0")
+            implied = sorted((k[1:] for k in keys if k[0] == "1"), key=_role_rank)
+            choice = min(stated, key=_role_rank) if stated else implied[0]
+            item = names[agent]
+            label = short_name(item["label"] or self.paths.slug_words(agent), item["alts"])
+            kind = "country" if f"{EKG}Country" in item["types"] else "organization"
+            node = Node(agent, label, self.paths.path(agent), kind)
+            result[activity].append((node, choice))
+        for agents in result.values():
+            agents.sort(key=lambda pair: (_role_rank(pair[1]), pair[0].label))
+        return result
+
+    async def counts(self) -> dict[str, int]:
+        """How many triples, activities, organisations, themes, findings, recommendations."""
+
+        async def make() -> dict[str, int]:
+            from escap_kg.server import dataset_stats
+
+            rows = await select(self.state, _counts_query(self.themes_scheme))
+            counts = {row["what"].value: int(row["n"].value) for row in rows}
+            stats = await dataset_stats(self.state)
+            result = {"triples": stats.triples}
+            for name in (
+                "activities",
+                "organisations",
+                "countries",
+                "themes",
+                "findings",
+                "recommendations",
+            ):
+                result[name] = counts.get(name, 0)
+            return result
+
+        result: dict[str, int] = await self._cached("counts", make)
+        return result
+
+    async def concept_tree(self, scheme: str) -> list[Concept]:
+        """The concepts of a scheme as a tree, from its top concepts down by broader/narrower."""
+
+        async def make() -> list[Concept]:
+            rows = await select(self.state, _concepts_query(scheme))
+            labels: dict[str, str] = {}
+            broader: dict[str, set[str]] = defaultdict(set)
+            tops: set[str] = set()
+            uses: dict[str, int] = {}
+            for row in rows:
+                c = row["c"].value
+                if "label" in row:
+                    labels[c] = row["label"].value
+                labels.setdefault(c, self.paths.slug_words(c))
+                if "broader" in row:
+                    broader[c].add(row["broader"].value)
+                if "top" in row:
+                    tops.add(c)
+                if "uses" in row:
+                    uses[c] = int(row["uses"].value)
+            narrower: dict[str, list[str]] = defaultdict(list)
+            for child, parents in broader.items():
+                for parent in parents:
+                    narrower[parent].append(child)
+            roots = sorted(
+                tops | {c for c in labels if not broader.get(c)}, key=lambda c: labels[c]
+            )
+
+            def grow(iri: str, trail: frozenset[str]) -> Concept:
+                kids = sorted(narrower.get(iri, []), key=lambda k: labels.get(k, k))
+                node = Node(iri, labels[iri], self.paths.path(iri), "theme")
+                return Concept(
+                    node,
+                    uses.get(iri, 0),
+                    [grow(k, trail | {k}) for k in kids if k not in trail and k in labels],
+                )
+
+            return [grow(root, frozenset({root})) for root in roots]
+
+        result: list[Concept] = await self._cached(f"tree {scheme}", make)
+        return result
+
+    async def search_index(self) -> list[SearchEntry]:
+        """Every resource under our base with its names and the name of its type."""
+
+        async def make() -> list[SearchEntry]:
+            rows = await select(self.state, _search_index_query(self.paths.id_base))
+            vocabulary = await self.vocabulary()
+            names: dict[str, dict[str, int]] = defaultdict(dict)
+            kinds: dict[str, set[str]] = defaultdict(set)
+            for row in rows:
+                iri = row["r"].value
+                rank = NAME_PROPERTIES.index(row["p"].value)
+                label = row["label"].value
+                names[iri][label] = min(rank, names[iri].get(label, rank))
+                if "type" in row:
+                    kinds[iri].add(row["type"].value)
+            entries = []
+            for iri, found in sorted(names.items()):
+                ordered = sorted(found, key=lambda label: (found[label], label))
+                types = _type_nodes(sorted(kinds[iri]), vocabulary, self)
+                kind = types[0].label if types else ""
+                entries.append(SearchEntry(iri, ordered[0], tuple(ordered), kind))
+            return entries
+
+        result: list[SearchEntry] = await self._cached("search", make)
+        return result
+
+    # One resource ------------------------------------------------------------------------------
+
+    async def describe(self, iri: str) -> tuple[bytes, list[ox.Triple]]:
+        """The description of ``iri`` (its triples both ways and its neighbours' names)."""
+        return await construct(self.state, describe_query(iri))
+
+    async def resource(self, iri: str) -> Resource | None:
+        """Everything the page of ``iri`` shows, or None when the graph knows nothing of it."""
+        body, triples = await self.describe(iri)
+        if not triples:
+            return None
+        vocabulary = await self.vocabulary()
+        graphs = await self.graphs()
+        me = ox.NamedNode(iri)
+        source_rows = await select(self.state, _sources_query(iri))
+        type_rows = await select(self.state, _neighbour_types_query(iri))
+        alt_rows = await select(self.state, _alt_labels_query(iri))
+        alignment_rows = await select(self.state, _alignments_query(iri))
+
+        names = _names(triples, me)
+        neighbour_types: dict[str, set[str]] = defaultdict(set)
+        for row in type_rows:
+            neighbour_types[row["n"].value].add(row["t"].value)
+        alts: dict[str, set[str]] = defaultdict(set)
+        for row in alt_rows:
+            alts[row["n"].value].add(row["alt"].value)
+
+        statement_graphs: dict[tuple[str, str, str], list[str]] = defaultdict(list)
+        per_graph: dict[str, int] = defaultdict(int)
+        for row in source_rows:
+            key = (row["dir"].value, row["p"].value, str(row["o"]))
+            statement_graphs[key].append(row["g"].value)
+            per_graph[row["g"].value] += 1
+
+        def badges(direction: str, predicate: str, term: Term) -> list[Source]:
+            found = []
+            for graph in sorted(statement_graphs.get((direction, predicate, str(term)), [])):
+                info = graphs.get(graph)
+                badge = info.badge if info else None
+                if badge and badge not in found:
+                    found.append(badge)
+            return found
+
+        def value(term: Term, predicate: str, direction: str) -> Value:
+            sources = badges(direction, predicate, term)
+            if isinstance(term, ox.Literal):
+                datatype = term.datatype.value
+                text = format_date(term.value, datatype)
+                if datatype == f"{XSD}boolean":
+                    text = "yes" if term.value in ("true", "1") else "no"
+                title = prefixed(datatype) if term.language is None else f"@{term.language}"
+                return Value(text, None, None, title, term.language, True, sources)
+            if isinstance(term, ox.BlankNode):
+                return Value(f"_:{term.value}", None, None, "blank node", sources=sources)
+            node = self.node(term.value, names, neighbour_types.get(term.value, set()), vocabulary)
+            if predicate == RDF_TYPE and node.kind == "other":
+                text = f"{class_words(term.value, vocabulary)} ({prefixed(term.value)})"
+                return Value(text, term.value, None, term.value, sources=sources)
+            return Value(
+                node.label,
+                node.href or term.value,
+                node.dataset if node.kind == "external" else None,
+                term.value,
+                sources=sources,
+            )
+
+        outgoing: dict[str, Row] = {}
+        incoming: dict[str, Row] = {}
+        edges: dict[tuple[str, bool], list[str]] = defaultdict(list)
+        edge_nodes: dict[str, Node] = {}
+        for triple in triples:
+            p = triple.predicate.value
+            if triple.subject == me and not isinstance(triple.object, ox.Triple):
+                entry = outgoing.get(p) or outgoing.setdefault(
+                    p, Row(p, property_words(p, vocabulary), self._term_href(p), prefixed(p))
+                )
+                entry.values.append(value(triple.object, p, "out"))
+                if isinstance(triple.object, ox.NamedNode) and p != RDF_TYPE:
+                    target = triple.object.value
+                    if target != iri and not _plumbing(neighbour_types.get(target, set())):
+                        edges[(target, True)].append(entry.label)
+            elif triple.object == me and isinstance(triple.subject, ox.NamedNode):
+                source = triple.subject.value
+                if p == f"{RDF}subject" and _is_alignment(neighbour_types.get(source, set())):
+                    continue  # shown with the links to other datasets
+                entry = incoming.get(p) or incoming.setdefault(
+                    p, Row(p, inverse_words(p, vocabulary), self._term_href(p), prefixed(p))
+                )
+                entry.values.append(value(triple.subject, p, "in"))
+                if source != iri and not _plumbing(neighbour_types.get(source, set())):
+                    edges[(source, False)].append(property_words(p, vocabulary))
+        for entry in (*outgoing.values(), *incoming.values()):
+            entry.values.sort(key=lambda v: (not v.is_literal, v.text.lower()))
+        for target, _ in edges:
+            node = self.node(target, names, neighbour_types.get(target, set()), vocabulary)
+            short = short_name(node.label, alts.get(target, set()))
+            edge_nodes[target] = Node(node.iri, short, node.href, node.kind, node.dataset)
+
+        type_iris = [
+            t.object.value
+            for t in triples
+            if t.subject == me
+            and t.predicate.value == RDF_TYPE
+            and isinstance(t.object, ox.NamedNode)
+        ]
+        types = _type_nodes(type_iris, vocabulary, self)
+        own_alts = sorted(
+            t.object.value
+            for t in triples
+            if t.subject == me
+            and t.predicate.value == f"{SKOS}altLabel"
+            and isinstance(t.object, ox.Literal)
+        )
+        texts: list[tuple[str, Value]] = []
+        for p in TEXT_PROPERTIES:
+            for t in triples:
+                if t.subject == me and t.predicate.value == p and isinstance(t.object, ox.Literal):
+                    texts.append((property_words(p, vocabulary), value(t.object, p, "out")))
+        start = _first_literal(triples, me, f"{SCHEMA}startDate")
+        end = _first_literal(triples, me, f"{SCHEMA}endDate")
+        when = span(_period(start) if start else None, _period(end) if end else None)
+        links = self._external_links(triples, me, alignment_rows, vocabulary)
+        ordered_out = sorted(outgoing.values(), key=_row_order)
+        ordered_in = sorted(incoming.values(), key=lambda r: r.label)
+        edge_list = []
+        for (target, out), labels in edges.items():
+            if not out and (target, True) in edges:
+                continue  # one box per neighbour: its links from here say it already
+            edge_list.append(Edge(edge_nodes[target], " \u00b7 ".join(dict.fromkeys(labels)), out))
+        uses = [GraphUse(graphs[g], n) for g, n in sorted(per_graph.items()) if g in graphs]
+        return Resource(
+            iri=iri,
+            label=names.get(iri) or self.paths.slug_words(iri),
+            kind=self.paths.kind(iri),
+            path=self.paths.path(iri),
+            types=types,
+            type_iris=type_iris,
+            texts=texts,
+            alt_labels=own_alts,
+            when=when,
+            outgoing=ordered_out,
+            incoming=ordered_in,
+            edges=edge_list,
+            links=links,
+            graphs=uses,
+            nt=_sorted_nt(body),
+            triples=triples,
+            names=names,
+            neighbour_types=dict(neighbour_types),
+        )
+
+    def node(
+        self, iri: str, names: dict[str, str], types: set[str], vocabulary: dict[str, str]
+    ) -> Node:
+        """How a linked resource is shown: our page, an outgoing dataset link or a plain IRI."""
+        path = self.paths.path(iri)
+        dataset = dataset_of(iri)
+        if dataset is not None and path is None:
+            name, code = dataset
+            return Node(iri, names.get(iri) or code, iri, "external", name)
+        if path is not None:
+            kind = self.paths.kind(iri) or "ontology"
+            if kind == "ontology":
+                label = vocabulary.get(iri) or names.get(iri) or words(local_name(iri))
+            else:
+                label = names.get(iri) or self.paths.slug_words(iri)
+            return Node(iri, label, path, kind)
+        return Node(iri, names.get(iri) or prefixed(iri), iri, "other")
+
+    def _term_href(self, iri: str) -> str | None:
+        return self.paths.path(iri) or iri
+
+    def _external_links(
+        self,
+        triples: list[ox.Triple],
+        me: ox.NamedNode,
+        alignment_rows: list[dict[str, Term]],
+        vocabulary: dict[str, str],
+    ) -> list[ExternalLink]:
+        details: dict[str, dict[str, Term]] = {row["target"].value: row for row in alignment_rows}
+        links: dict[str, ExternalLink] = {}
+        candidates = [
+            (t.object.value, t.predicate.value)
+            for t in triples
+            if t.subject == me and isinstance(t.object, ox.NamedNode)
+        ]
+        candidates += [
+            (row["target"].value, text_of(row.get("match")) or f"{SKOS}relatedMatch")
+            for row in alignment_rows
+        ]
+        for target, predicate in candidates:
+            found = dataset_of(target)
+            if found is None or target in links:
+                continue
+            name, code = found
+            row = details.get(target, {})
+            confidence = text_of(row.get("confidenceLabel")) or (
+                text_of(row.get("confidence")).rsplit("/", 1)[-1] if "confidence" in row else ""
+            )
+            links[target] = ExternalLink(
+                dataset=name,
+                code=code,
+                iri=target,
+                match=property_words(predicate, vocabulary),
+                confidence=confidence,
+                source=text_of(row.get("source")) or None,
+                citation=text_of(row.get("citation")) or None,
+                details=self.paths.path(row["al"].value) if "al" in row else None,
+            )
+        return sorted(links.values(), key=lambda link: (link.dataset, link.code))
+
+
+# Helpers ----------------------------------------------------------------------------------------
+
+
+def _period(term: Term) -> Period | None:
+    if isinstance(term, ox.Literal):
+        return period(term.value, term.datatype.value)
+    return None
+
+
+def _first_literal(triples: list[ox.Triple], me: ox.NamedNode, predicate: str) -> Term | None:
+    for t in triples:
+        if t.subject == me and t.predicate.value == predicate and isinstance(t.object, ox.Literal):
+            return t.object
+    return None
+
+
+def _role_rank(key: str) -> int:
+    return ROLE_ORDER.index(key) if key in ROLE_ORDER else len(ROLE_ORDER)
+
+
+def _is_alignment(types: set[str]) -> bool:
+    return f"{EKG}Alignment" in types
+
+
+def _plumbing(types: set[str]) -> bool:
+    return any(t in PLUMBING_CLASSES for t in types)
+
+
+def _names(triples: list[ox.Triple], me: ox.NamedNode) -> dict[str, str]:
+    """The best name of every IRI in a description, English preferred."""
+    best: dict[str, tuple[int, str]] = {}
+    for t in triples:
+        p = t.predicate.value
+        if p not in LABEL_PROPERTIES or not isinstance(t.object, ox.Literal):
+            continue
+        if not isinstance(t.subject, ox.NamedNode):
+            continue
+        rank = LABEL_PROPERTIES.index(p) * 2 + (0 if t.object.language in (None, "en") else 1)
+        iri = t.subject.value
+        if iri not in best or rank < best[iri][0]:
+            best[iri] = (rank, t.object.value)
+    return {iri: label for iri, (_, label) in best.items()}
+
+
+def short_name(label: str, alts: set[str] | list[str]) -> str:
+    """A name that fits a picture: the label, or its shortest alternative when it is long."""
+    if len(label) <= 40 or not alts:
+        return label
+    return min(alts, key=lambda a: (len(a), a))
+
+
+def _type_nodes(iris: list[str], vocabulary: dict[str, str], catalogue: Catalogue) -> list[Node]:
+    """The types of a resource, ours first, one per distinct name."""
+    ordered = sorted(set(iris), key=lambda t: (not t.startswith(EKG), t))
+    nodes: list[Node] = []
+    seen: set[str] = set()
+    for iri in ordered:
+        label = class_words(iri, vocabulary)
+        if label in seen:
+            continue
+        seen.add(label)
+        nodes.append(Node(iri, label, catalogue.paths.path(iri) or iri, "ontology"))
+    return nodes
+
+
+def _row_order(row: Row) -> tuple[int, str]:
+    first = (f"{RDF}type", f"{SCHEMA}startDate", f"{SCHEMA}endDate", f"{SCHEMA}location")
+    rank = first.index(row.predicate) if row.predicate in first else len(first)
+    return rank, row.label
+
+
+def _sorted_nt(body: bytes) -> str:
+    lines = sorted(set(body.decode("utf-8").splitlines()))
+    return "\n".join(line for line in lines if line.strip()) + "\n"
+
+
+__all__ = [
+    "Activity",
+    "Catalogue",
+    "Concept",
+    "Edge",
+    "ExternalLink",
+    "GraphInfo",
+    "GraphUse",
+    "Node",
+    "Resource",
+    "Row",
+    "SearchEntry",
+    "Source",
+    "SourceLink",
+    "Value",
+    "construct",
+    "describe_query",
+    "graph_content_query",
+    "graph_size_query",
+    "run",
+    "select",
+    "short_name",
+]

@@ -1,0 +1,101 @@
+"""The Jinja2 templates of the pages (autoescaped) and the RDF syntaxes of descriptions."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import rdflib
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
+
+from escap_kg.iris import prefixes
+from escap_kg.ui import TEMPLATES_DIR, script_json
+
+PAGES_TEMPLATES = TEMPLATES_DIR / "pages"
+STATIC = "/static/pages"
+
+#: RDF media types a description is served in, and rdflib's name of each syntax.
+RDF_SYNTAXES: dict[str, str] = {
+    "text/turtle": "turtle",
+    "application/ld+json": "json-ld",
+    "application/n-triples": "nt",
+    "application/rdf+xml": "xml",
+}
+#: Other names clients use for the same syntaxes.
+ALIASES: dict[str, str] = {
+    "application/x-turtle": "text/turtle",
+    "application/json": "application/ld+json",
+}
+NAV = (
+    ("/", "Home"),
+    ("/id/scheme/themes", "Themes"),
+    ("/ontology", "Ontology"),
+    ("/sparql", "SPARQL"),
+    ("/docs", "API"),
+)
+
+
+@cache
+def environment() -> Environment:
+    """The template environment: HTML autoescaping always on, undefined names an error."""
+    env = Environment(
+        loader=FileSystemLoader(str(PAGES_TEMPLATES)),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.globals["static"] = STATIC
+    env.globals["nav"] = NAV
+    env.filters["thousands"] = lambda n: f"{int(n):,}"
+    return env
+
+
+def render(template: str, **context: Any) -> str:
+    """A page from one of the templates in ``templates/pages``."""
+    context.setdefault("jsonld", None)
+    context.setdefault("alternates", [])
+    context.setdefault("query", "")
+    context.setdefault("description", "")
+    context.setdefault("active", "")
+    return environment().get_template(template).render(**context)
+
+
+def jsonld_block(data: object) -> Markup:
+    """JSON for a ``<script type="application/ld+json">`` element; no text can close it."""
+    return Markup(script_json(data))  # noqa: S704 - script_json escapes < > and &
+
+
+def serialize(nt: bytes, media_type: str, base_iri: str) -> bytes:
+    """A description given as N-Triples, written in the RDF syntax of ``media_type``."""
+    media_type = ALIASES.get(media_type, media_type)
+    if media_type == "application/n-triples":
+        lines = sorted({line for line in nt.decode("utf-8").splitlines() if line.strip()})
+        return ("\n".join(lines) + "\n").encode("utf-8") if lines else b""
+    graph = rdflib.Graph(bind_namespaces="none")
+    table = prefixes(base_iri)
+    for prefix, namespace in table.items():
+        graph.bind(prefix, namespace)
+    graph.parse(data=nt.decode("utf-8"), format="nt")
+    syntax = RDF_SYNTAXES[media_type]
+    if syntax == "json-ld":
+        used = _used_prefixes(graph, table)
+        text = graph.serialize(format="json-ld", context=used, auto_compact=True)
+    else:
+        text = graph.serialize(format=syntax)
+    return text.encode("utf-8")
+
+
+def _used_prefixes(graph: rdflib.Graph, table: dict[str, str]) -> dict[str, str]:
+    used: dict[str, str] = {}
+    for triple in graph:
+        for term in triple:
+            if isinstance(term, rdflib.URIRef):
+                for prefix, namespace in table.items():
+                    if str(term).startswith(namespace):
+                        used[prefix] = namespace
+    return dict(sorted(used.items()))
+
+
+__all__ = ["ALIASES", "RDF_SYNTAXES", "environment", "jsonld_block", "render", "serialize"]

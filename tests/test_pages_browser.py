@@ -1,0 +1,204 @@
+"""The pages in headless Chromium, under a strict CSP: nothing fails, the pictures are visible."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from escap_kg.pages import add_page_routes
+from escap_kg.server import create_app
+from escap_kg.settings import Settings
+from escap_kg.store import KnowledgeGraph
+from tests.conftest import ROOT, free_port
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+ARTIFACTS = ROOT / "test-artifacts"
+#: The policy the pages will be served under; they must work with it.
+CSP = "default-src 'self'; img-src 'self' data:; style-src 'self'"
+
+pytestmark = pytest.mark.slow
+
+
+def _browser_missing() -> str | None:
+    missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not Path(p).exists()]
+    if not missing:
+        return None
+    return f"{' and '.join(missing)} not installed (Debian packages chromium, chromium-driver)"
+
+
+@pytest.fixture(scope="module")
+def driver() -> Iterator[Any]:
+    reason = _browser_missing()
+    if reason:
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason}; .ci/run installs them, so CI must have them")
+        pytest.skip(reason)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    profile = tempfile.mkdtemp(prefix="escap-kg-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--window-size=1280,1000",
+        f"--user-data-dir={profile}",
+    ):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
+    browser = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    try:
+        yield browser
+    finally:
+        browser.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def site(kg: KnowledgeGraph) -> Iterator[str]:
+    """The application with the pages, under uvicorn in a thread, with the CSP header set."""
+    import uvicorn
+    from starlette.types import Message, Receive, Scope, Send
+
+    app = create_app(Settings(workers=1), kg)
+    if not any(getattr(route, "path", None) == "/id/{kind}/{slug}" for route in app.routes):
+        add_page_routes(app, app.state.escap)
+
+    async def with_csp(scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_with_csp(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"content-security-policy", CSP.encode()),
+                ]
+            await send(message)
+
+        await app(scope, receive, send_with_csp)
+
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(with_csp, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("the test server did not start")
+        time.sleep(0.1)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+def _requests(browser: Any) -> tuple[list[str], list[str]]:
+    """The URLs the page asked for, and the requests that failed."""
+    urls: dict[str, str] = {}
+    failures = []
+    for entry in browser.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        params = message.get("params", {})
+        rid = params.get("requestId")
+        if message["method"] == "Network.requestWillBeSent":
+            urls[rid] = params["request"]["url"]
+        elif message["method"] == "Network.responseReceived":
+            status = params["response"]["status"]
+            if status >= 400:
+                failures.append(f"{params['response']['url']}: HTTP {status}")
+        elif message["method"] == "Network.loadingFailed":
+            failures.append(f"{urls.get(rid, '?')}: {params.get('errorText')}")
+    return list(urls.values()), failures
+
+
+def _open(browser: Any, url: str) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.set_window_size(1280, 1000)
+    browser.get("about:blank")
+    browser.get_log("performance")
+    browser.get_log("browser")
+    browser.get(url)
+    WebDriverWait(browser, 30).until(
+        ec.presence_of_element_located((By.CSS_SELECTOR, "footer.site-footer"))
+    )
+
+
+def _screenshot(browser: Any, name: str) -> Path:
+    """The whole page, as tall as it is, under test-artifacts/."""
+    height = browser.execute_script("return document.documentElement.scrollHeight")
+    browser.set_window_size(1280, min(int(height) + 140, 8000))
+    time.sleep(0.3)
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    browser.save_screenshot(str(path))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("path", "name", "pictures"),
+    [
+        ("/", "pages-home", ["timeline", "network"]),
+        ("/id/activity/fifth-appc", "pages-activity", ["neighbourhood", "timeline"]),
+        ("/id/organization/escap", "pages-organisation", ["neighbourhood", "timeline"]),
+        ("/ontology", "pages-ontology", ["ontology"]),
+    ],
+)
+def test_page_renders_with_nothing_failing(
+    driver: Any, site: str, path: str, name: str, pictures: list[str]
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    _open(driver, f"{site}{path}")
+    for picture in pictures:
+        element = driver.find_element(By.CSS_SELECTOR, f"svg.picture.{picture}")
+        assert element.is_displayed(), picture
+        assert element.size["width"] > 300, (picture, element.size)
+        assert element.size["height"] > 80, (picture, element.size)
+    # The stylesheet applied: the header is the dark band, not a bare list of links.
+    header = driver.find_element(By.CSS_SELECTOR, ".site-header")
+    assert header.value_of_css_property("background-color") == "rgba(11, 47, 78, 1)"
+    shot = _screenshot(driver, name)
+    urls, failures = _requests(driver)
+    origin = urlsplit(site)[:2]
+    foreign = [u for u in urls if not u.startswith("data:") and urlsplit(u)[:2] != origin]
+    console = [e for e in driver.get_log("browser") if e["level"] in ("SEVERE", "WARNING")]
+    assert not failures, failures
+    assert not foreign, f"the page reached other hosts: {foreign}"
+    assert not console, console
+    assert shot.stat().st_size > 10_000
+
+
+def test_a_node_of_the_picture_leads_to_its_page(driver: Any, site: str) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    _open(driver, f"{site}/id/activity/fifth-appc")
+    node = driver.find_element(
+        By.CSS_SELECTOR, 'svg.picture.neighbourhood a[href="/id/organization/unfpa"]'
+    )
+    node.click()
+    WebDriverWait(driver, 30).until(lambda d: d.current_url.endswith("/id/organization/unfpa"))
+    assert driver.find_element(By.TAG_NAME, "h1").text == "UNFPA"
