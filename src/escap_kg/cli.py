@@ -298,6 +298,52 @@ def stats(data: DataOption = None) -> None:
     console.print(f"{result.triples:,} triples in {len(result.files)} files", markup=False)
 
 
+@app.command()
+def links(
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table, csv or json.")] = "table",
+    check: Annotated[
+        bool,
+        typer.Option("--check", help="Exit 1 if a link has no known form, confidence or source."),
+    ] = False,
+) -> None:
+    """Every link to another dataset (Wikidata, UNBIS, SDG, M49) with its confidence and source."""
+    import csv
+    import dataclasses
+    import json
+
+    from escap_kg.links import link_problems, list_links
+
+    if fmt not in ("table", "csv", "json"):
+        _fail(f"unknown --format {fmt!r}; use table, csv or json")
+    settings = _settings()
+    with _errors():
+        found = list_links(KnowledgeGraph.load(settings))
+    names = prefixes(settings.base_iri)
+    if fmt == "json":
+        typer.echo(json.dumps([dataclasses.asdict(link) for link in found], indent=2))
+    elif fmt == "csv":
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow([f.name for f in dataclasses.fields(found[0])] if found else [])
+        writer.writerows(dataclasses.astuple(link) for link in found)
+    else:
+        table = Table("resource", "link", "target", "dataset", "confidence", box=None)
+        for link in found:
+            table.add_row(
+                shorten(link.resource, names),
+                shorten(link.property, names),
+                link.target,
+                link.dataset or "?",
+                link.confidence or "?",
+            )
+        _console().print(table)
+        _console().print(f"{len(found)} link(s)")
+    problems = link_problems(found)
+    for problem in problems:
+        _console(err=True).print(f"escap-kg: link: {problem}", markup=False)
+    if check and problems:
+        raise typer.Exit(EXIT_INVALID)
+
+
 @app.command("format")
 def format_command(
     check: Annotated[
