@@ -114,7 +114,7 @@ def test_query_ui_runs_an_example(driver: Any, live_server: LiveServer) -> None:
     assert driver.current_url == page
     tabs = [el.text for el in driver.find_elements(By.CSS_SELECTOR, TABS)]
     assert tabs[:2] == ["01-activities-in-time-order", "02-where-activities-were-held"]
-    assert len(tabs) == 16
+    assert len(tabs) == 17
     assert driver.find_element(By.CSS_SELECTOR, ACTIVE_TAB).text == tabs[0]
 
     driver.find_element(By.CSS_SELECTOR, RUN_BUTTON).click()

@@ -586,7 +586,7 @@ def test_cors_allows_any_origin_without_credentials(client: TestClient) -> None:
 
 def test_api_lists_the_catalogue(client: TestClient) -> None:
     listing = client.get("/api/queries").json()
-    assert len(listing) == 16
+    assert len(listing) == 17
     first = listing[0]
     assert first["id"] == "01-activities-in-time-order"
     assert first["question"].endswith("?")

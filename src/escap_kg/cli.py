@@ -512,6 +512,13 @@ def serve(
         bool,
         typer.Option(help="The upstream store's default graph is already the union of its graphs."),
     ] = True,
+    allow_service: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A SPARQL endpoint that queries may call with SERVICE (repeatable; none by "
+            "default), e.g. https://query.wikidata.org/sparql."
+        ),
+    ] = None,
 ) -> None:
     """Serve the graph: SPARQL endpoint, query UI, catalogue API and downloads."""
     with _errors():
@@ -522,6 +529,7 @@ def serve(
             max_body_bytes=max_body_bytes,
             workers=workers,
             update_token=update_token,
+            service_allowlist=tuple(allow_service) if allow_service else None,
         )
     if upstream is not None:
         if db is not None or data or settings.update_token:

@@ -52,6 +52,8 @@ class Query:
     text: str
     path: Path
     params: tuple[Param, ...] = ()
+    #: Endpoints the query calls with SERVICE (``#+ federated: URL`` header lines).
+    federated: tuple[str, ...] = ()
 
     @property
     def number(self) -> str:
@@ -72,16 +74,26 @@ def parse_query_file(path: Path) -> Query:
         raise QueryError(f"{path}: cannot read: {err.strerror}") from None
     summary = ""
     params: list[Param] = []
+    federated: list[str] = []
     for line in text.splitlines():
         if not line.startswith("#"):
             break
         if line.startswith("#+ summary:"):
             summary = line.removeprefix("#+ summary:").strip()
+        elif line.startswith("#+ federated:"):
+            federated.append(line.removeprefix("#+ federated:").strip())
         elif match := PARAM_LINE.match(line):
             kind: Literal["iri", "literal"] = "iri" if match["kind"] == "iri" else "literal"
             params.append(Param(match["name"], kind, match["doc"].strip()))
     stem = path.name.removesuffix(".rq")
-    return Query(id=stem, summary=summary, text=text, path=path, params=tuple(params))
+    return Query(
+        id=stem,
+        summary=summary,
+        text=text,
+        path=path,
+        params=tuple(params),
+        federated=tuple(federated),
+    )
 
 
 def load_catalogue(settings: Settings | None = None) -> list[Query]:

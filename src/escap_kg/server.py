@@ -488,10 +488,19 @@ def _job_for(request: Request, state: State, op: Operation, text: str) -> tuple[
             400, "malformed query: expected SELECT, ASK, CONSTRUCT or DESCRIBE after the prologue"
         )
     if info.uses_service:
-        raise ProtocolError(
-            400,
-            "SERVICE (federated query) is not allowed: this endpoint makes no outbound requests",
-        )
+        allowed = state.settings.service_allowlist
+        refused = [target for target in info.services if target not in allowed]
+        if refused or not info.services:
+            shown = ", ".join(f"<{t}>" if t else "a variable or prefixed name" for t in refused)
+            raise ProtocolError(
+                400,
+                f"SERVICE to {shown or 'an unnamed endpoint'} is not allowed: this endpoint calls "
+                + (
+                    "only " + ", ".join(f"<{a}>" for a in allowed)
+                    if allowed
+                    else "no other endpoint (start it with --allow-service URL to allow one)"
+                ),
+            )
     offers = list(RESULT_TYPES if info.form in ("SELECT", "ASK") else GRAPH_TYPES)
     chosen = negotiate(request.headers.get("accept"), offers)
     if chosen is None:

@@ -27,10 +27,17 @@ class Settings:
     update_token: str | None = field(default=None, repr=False)
     workers: int | None = None
     database: Path | None = None
+    #: SPARQL endpoints a query may call with SERVICE; none by default, so no outbound request.
+    service_allowlist: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.query_timeout <= 0 or self.max_result_bytes <= 0 or self.max_body_bytes <= 0:
             raise ValueError("the query timeout and the size limits must be positive")
+        for endpoint in self.service_allowlist:
+            if not endpoint.startswith(("http://", "https://")) or any(
+                c in endpoint for c in " <>"
+            ):
+                raise ValueError(f"allowed SERVICE endpoint {endpoint!r} is not an http(s) IRI")
         if self.workers is not None and self.workers < 1:
             raise ValueError("the number of workers must be at least 1")
         if self.update_token is not None and len(self.update_token) < 16:
@@ -52,6 +59,8 @@ class Settings:
                 env[name] = Path(value)
         if value := os.environ.get("ESCAP_KG_UPDATE_TOKEN"):
             env["update_token"] = value
+        if value := os.environ.get("ESCAP_KG_SERVICE_ALLOWLIST"):
+            env["service_allowlist"] = tuple(v.strip() for v in value.split(",") if v.strip())
         for name, kind in (
             ("query_timeout", float),
             ("max_result_bytes", int),

@@ -51,6 +51,9 @@ class Scan:
     is_update: bool = False
     keywords: set[str] = field(default_factory=set)
     tokens: list[Token] = field(default_factory=list)
+    #: The endpoint of each SERVICE clause: an IRI as written, or "" when it is not a full IRI
+    #: (a variable or a prefixed name), which the endpoint cannot check and so refuses.
+    services: list[str] = field(default_factory=list)
 
     @property
     def has_dataset_clause(self) -> bool:
@@ -78,6 +81,7 @@ def scan(text: str) -> Scan:
     result = Scan()
     depth = 0
     i, n = 0, len(text)
+    expecting_service = False
     while i < n:
         ch = text[i]
         if ch.isspace():
@@ -86,10 +90,16 @@ def scan(text: str) -> Scan:
             end = text.find("\n", i)
             i = n if end < 0 else end + 1
         elif ch == "<" and (m := _IRI.match(text, i)):
+            if expecting_service:
+                result.services.append(m.group()[1:-1])
+                expecting_service = False
             i = m.end()
         elif ch in "\"'":
             i = _skip_string(text, i)
         elif ch in "?$" and (m := _VAR.match(text, i)):
+            if expecting_service:
+                result.services.append("")
+                expecting_service = False
             i = m.end()
         elif m := _WORD.match(text, i):
             word = m.group()
@@ -99,6 +109,14 @@ def scan(text: str) -> Scan:
                 result.tokens.append(Token(upper, i, depth))
                 if not result.form and upper not in ("PREFIX", "BASE"):
                     result.form = upper
+                if upper == "SERVICE":
+                    expecting_service = True
+                elif upper != "SILENT" and expecting_service:
+                    result.services.append("")
+                    expecting_service = False
+            elif expecting_service:
+                result.services.append("")
+                expecting_service = False
             i = m.end()
         else:
             if ch == "{":
