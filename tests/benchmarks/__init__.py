@@ -1,0 +1,1 @@
+"""Benchmarks of the SPARQL endpoint against Oxigraph and rdflib-endpoint (not run by pytest)."""
