@@ -136,11 +136,12 @@ class StoreSource:
 
 # Messages between the processes ---------------------------------------------------------------
 #
-# Every message from a worker is one frame: b"D" + answer bytes, or b"C" + a pickled tuple:
-# ("ready", pid), ("end",) after an answer, ("ok",) after an update or a close/reopen, or
-# ("error", status, message) in place of either.
+# Every message from a worker is one frame: b"D" + answer bytes; b"E" + the last answer bytes,
+# which ends the answer (a small answer is a single frame); or b"C" + a pickled tuple:
+# ("ready", pid), ("ok",) after an update or a close/reopen, or ("error", status, message) in
+# place of either.
 
-DATA, CONTROL = b"D", b"C"
+DATA, CONTROL, LAST = b"D", b"C", b"E"
 
 
 def _send_control(conn: multiprocessing.connection.Connection, *message: object) -> None:
@@ -155,6 +156,8 @@ def _decode(raw: bytes) -> Any:
 
     if raw[:1] == DATA:
         return raw[1:]
+    if raw[:1] == LAST:
+        return ("end", raw[1:])
     return pickle.loads(raw[1:])  # noqa: S301 - frames from our own worker process
 
 
@@ -188,9 +191,9 @@ class _ChunkWriter:
         return None
 
     def close(self) -> None:
-        if self.buffer:
-            self.conn.send_bytes(DATA + self.buffer)
-            self.buffer = bytearray()
+        """Send what is left together with the end of the answer, in one frame."""
+        self.conn.send_bytes(LAST + self.buffer)
+        self.buffer = bytearray()
 
 
 def _query_options(job: QueryJob) -> dict[str, Any]:
@@ -211,8 +214,8 @@ def _query_options(job: QueryJob) -> dict[str, Any]:
 class _Worker:
     """The loop of a worker process: one job at a time, answers sent as byte chunks.
 
-    Messages to the server: ``("ready", pid)``; for a job, ``("ok",)`` then the answer as raw
-    byte messages, then ``("end",)``; or ``("error", status, message)`` at any point.
+    Messages to the server (see the frames above): ``ready``; an answer as data frames ending
+    with a last frame; ``ok`` after an update; or ``error`` at any point.
     """
 
     def __init__(self, conn: multiprocessing.connection.Connection, source: StoreSource) -> None:
@@ -272,7 +275,6 @@ class _Worker:
                 _send_control(self.conn, "error", 500, f"unknown job {job!r}")
                 return
             writer.close()
-            _send_control(self.conn, "end")
         except _TooLargeError:
             message = f"the answer is larger than the limit of {limit:,} bytes; add LIMIT"
             _send_control(self.conn, "error", 413, message)
@@ -595,6 +597,8 @@ class QueryEngine:
                     yield payload
                 elif kind == "end":
                     lease.release()
+                    if payload:
+                        yield payload
                     return
                 elif kind == "timeout":
                     raise EngineError(
@@ -730,6 +734,8 @@ async def _send_and_read(lease: _Lease, job: object) -> tuple[str, Any]:
             elif message[0] == "error":
                 return ("error", (message[1], message[2]))
             elif message[0] == "end":
+                if len(message) > 1:
+                    parts.append(message[1])
                 return ("ok", (b"".join(parts), True))
             elif message[0] == "ok":
                 return ("done", None)
@@ -748,7 +754,7 @@ async def _read_more(lease: _Lease) -> tuple[str, Any]:
     if isinstance(message, bytes):
         return ("chunk", message)
     if message[0] == "end":
-        return ("end", None)
+        return ("end", message[1] if len(message) > 1 else b"")
     if message[0] == "error":
         return ("error", (message[1], message[2]))
     return ("crashed", None)

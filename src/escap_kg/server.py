@@ -9,7 +9,7 @@ import hmac
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -110,6 +110,7 @@ class State:
     catalogue: list[Query]
     generation: int = 0
     downloads: dict[tuple[str, int], Download] = field(default_factory=dict)
+    sparql_handler: Callable[[Request], Awaitable[Response]] | None = None
     stats: dict[int, Any] = field(default_factory=dict)
 
 
@@ -155,6 +156,8 @@ def create_app(
         redoc_url=None,
     )
     app.state.escap = state
+    # Middleware added first runs innermost: the SPARQL fast path sits inside CORS.
+    app.add_middleware(SparqlFastPath, state=state)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=["*"],
@@ -220,6 +223,35 @@ CONTENT_SECURITY_POLICY = (
     b"default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
     b"frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
+
+
+class SparqlFastPath:
+    """Hands requests to /sparql straight to the SPARQL handler, past the framework's routing,
+    exception and dependency layers: the hot path of a query endpoint. Errors become the same
+    plain-text answers the routed handler gives; everything else goes on to the application."""
+
+    def __init__(self, app: Any, state: State) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        handler = self.state.sparql_handler
+        if (
+            scope["type"] != "http"
+            or scope["path"] != "/sparql"
+            or scope["method"] not in ("GET", "POST")
+            or handler is None
+        ):
+            await self.app(scope, receive, send)
+            return
+        try:
+            response = await handler(Request(scope, receive))
+        except (ProtocolError, EngineError) as exc:
+            headers = exc.headers if isinstance(exc, ProtocolError) else {}
+            response = PlainTextResponse(
+                exc.message + "\n", status_code=exc.status, headers=headers
+            )
+        await response(scope, receive, send)
 
 
 class SecurityHeaders:
@@ -444,6 +476,7 @@ def _add_sparql_routes(app: FastAPI, state: State) -> None:
             return await _describe_service(request, state)
         return await _run_query(request, state, op)
 
+    state.sparql_handler = sparql
     for method in ("GET", "POST"):
         app.add_api_route(
             "/sparql",
