@@ -29,6 +29,23 @@ _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_\-.]*(?::[A-Za-z0-9_\-.:%]*)?|:[A-Za-z0
 _VAR = re.compile(r"[?$][A-Za-z0-9_]+")
 _STRING_STARTS = ('"""', "'''", '"', "'")
 
+#: The deepest nesting of brackets (``{``, ``(`` and ``[`` together) the endpoint takes, and the
+#: longest run of prefix operators (``!``, ``+``, ``-``). The engine's parser recurses on both and
+#: overflows its stack (killing the worker) some thousands of levels down; no real query comes
+#: near these limits.
+MAX_NESTING = 256
+#: The most operators one text may chain (``&&``, ``||``, ``+``, path ``/`` and ``|``, UNION,
+#: OPTIONAL, FILTER, BIND, ...): the engine builds a tree as deep as the chain is long, and a few
+#: thousand of them overflow its stack too.
+MAX_OPERATORS = 1000
+_OPERATOR_CHARACTERS = "&|/+-*=!<>"
+_OPERATOR_KEYWORDS = frozenset(
+    {"UNION", "OPTIONAL", "MINUS", "FILTER", "BIND", "GRAPH", "SERVICE", "EXISTS", "VALUES"}
+)
+_OPENING = "{(["
+_CLOSING = "})]"
+_PREFIX_OPERATORS = "!+-"
+
 
 class SparqlTextError(ValueError):
     """The text is not SPARQL we can take (unterminated string, empty, ...)."""
@@ -80,16 +97,27 @@ def scan(text: str) -> Scan:
     """Lex SPARQL text far enough to know its form and the keywords it uses."""
     result = Scan()
     depth = 0
+    nesting = 0
+    operators = 0
+    chained = 0
     i, n = 0, len(text)
     expecting_service = False
     while i < n:
         ch = text[i]
         if ch.isspace():
             i += 1
-        elif ch == "#":
+            continue
+        if ch == "#":
             end = text.find("\n", i)
             i = n if end < 0 else end + 1
-        elif ch == "<" and (m := _IRI.match(text, i)):
+            continue
+        operators = operators + 1 if ch in _PREFIX_OPERATORS else 0
+        if operators > MAX_NESTING:
+            raise SparqlTextError(
+                f"nested too deeply: more than {MAX_NESTING} operators in a row at line "
+                f"{_line_of(text, i)}"
+            )
+        if ch == "<" and (m := _IRI.match(text, i)):
             if expecting_service:
                 result.services.append(m.group()[1:-1])
                 expecting_service = False
@@ -107,6 +135,8 @@ def scan(text: str) -> Scan:
                 upper = word.upper()
                 result.keywords.add(upper)
                 result.tokens.append(Token(upper, i, depth))
+                if upper in _OPERATOR_KEYWORDS:
+                    chained += 1
                 if not result.form and upper not in ("PREFIX", "BASE"):
                     result.form = upper
                 if upper == "SERVICE":
@@ -123,11 +153,31 @@ def scan(text: str) -> Scan:
                 depth += 1
             elif ch == "}":
                 depth -= 1
+            if ch in _OPENING:
+                nesting += 1
+                if nesting > MAX_NESTING:
+                    raise SparqlTextError(
+                        f"nested too deeply: more than {MAX_NESTING} levels of brackets at line "
+                        f"{_line_of(text, i)}"
+                    )
+            elif ch in _CLOSING:
+                nesting = max(0, nesting - 1)
+            elif ch in _OPERATOR_CHARACTERS:
+                chained += 1
             result.tokens.append(Token(ch, i, depth))
             i += 1
+        if chained > MAX_OPERATORS:
+            raise SparqlTextError(
+                f"too many operators: more than {MAX_OPERATORS} (&&, ||, +, /, UNION, OPTIONAL, "
+                f"FILTER, BIND, ...) in one request; split it into smaller queries"
+            )
     if result.form in UPDATE_FORMS:
         result.is_update = True
     return result
+
+
+def _line_of(text: str, i: int) -> int:
+    return text.count("\n", 0, i) + 1
 
 
 def _skip_string(text: str, i: int) -> int:
@@ -143,8 +193,7 @@ def _skip_string(text: str, i: int) -> int:
                 if len(quote) == 1 and text[j] in "\r\n":
                     break
                 j += 1
-            line = text.count("\n", 0, i) + 1
-            raise SparqlTextError(f"unterminated string starting at line {line}")
+            raise SparqlTextError(f"unterminated string starting at line {_line_of(text, i)}")
     return i + 1
 
 
