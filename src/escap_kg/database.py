@@ -85,11 +85,17 @@ def load(
     """
     started = time.monotonic()
     database = database.resolve()
-    recover(database)
-    if database.exists() and not is_store(database):
-        if any(database.iterdir()):
-            raise DataError(database, "exists and is not an escap-kg store; choose another folder")
-        database.rmdir()
+    try:
+        recover(database)
+        _remove_stale_staging(database)
+        if database.exists() and not is_store(database):
+            if any(database.iterdir()):
+                raise DataError(
+                    database, "exists and is not an escap-kg store; choose another folder"
+                )
+            database.rmdir()
+    except OSError as err:
+        raise DataError(database, f"cannot use this folder: {_plain(err)}") from None
     sources = source_files(settings) if include_embedded else []
     if include_embedded:
         sources = [sf for sf in sources if sf.kind != "extra"]
@@ -117,18 +123,47 @@ def load(
         for sf in extra:
             size = sf.path.stat().st_size
             advance = progress(sf.path, size) if progress else None
-            _bulk_load(store, sf, advance)
+            _bulk_load(store, sf, advance, staging)
             report.files.append((sf.path, sf.graph, size))
         store.flush()
         report.quads = len(store)
         del store
         _swap(staging, database)
+    except OSError as err:
+        # A full disk, a read-only folder, a file where a folder should be: one plain line.
+        shutil.rmtree(staging, ignore_errors=True)
+        raise DataError(database, f"cannot write the store: {_plain(err)}") from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     report.seconds = time.monotonic() - started
     report.disk_bytes = sum(p.stat().st_size for p in database.rglob("*") if p.is_file())
     return report
+
+
+def _plain(err: OSError) -> str:
+    """The operating system's reason in an OSError, without Oxigraph's "IO error: ... : path"."""
+    if err.strerror:
+        return str(err.strerror)
+    return str(err).rsplit(": ", 1)[-1] or type(err).__name__
+
+
+def _remove_stale_staging(database: Path) -> None:
+    """Remove the staging folders of loads whose process is gone (killed half way)."""
+    for stale in database.parent.glob(f"{database.name}{STAGING}*"):
+        pid = stale.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
 
 
 def _stem(path: Path) -> str:
@@ -146,7 +181,9 @@ def _check_names(files: Sequence[SourceFile]) -> None:
         seen[sf.graph] = sf.path
 
 
-def _bulk_load(store: ox.Store, sf: SourceFile, advance: Callable[[int], None] | None) -> None:
+def _bulk_load(
+    store: ox.Store, sf: SourceFile, advance: Callable[[int], None] | None, staging: Path
+) -> None:
     fmt = rdf_format(sf.path)
     options: dict[str, Any] = {
         "format": fmt,
@@ -168,7 +205,11 @@ def _bulk_load(store: ox.Store, sf: SourceFile, advance: Callable[[int], None] |
         if message.startswith("Parser error") and ": " in message:
             message = message.split(": ", 1)[1]
         raise DataError(sf.path, message, err.lineno, err.offset) from None
-    except (OSError, EOFError, ValueError) as err:
+    except OSError as err:
+        if str(staging) in str(err):
+            raise  # writing the store failed, not reading the file: reported by load()
+        raise DataError(sf.path, f"cannot load: {err}") from None
+    except (EOFError, ValueError) as err:
         raise DataError(sf.path, f"cannot load: {err}") from None
 
 
