@@ -548,12 +548,17 @@ class QueryEngine:
             raise EngineError(503, "all query workers are busy; try again shortly") from None
 
     async def _lease(self, timeout: float) -> _Lease:
-        deadline = time.monotonic() + timeout
+        """An idle worker, and the deadline of the job it runs.
+
+        Waiting for a worker has its own bound (twice the time limit: long enough to outlast
+        queries that are killed at the limit and their replacement's start); the job's time
+        limit starts once it has a worker, so a queued query is stopped for its own run time.
+        """
         if self._update_lock is not None and self._update_lock.locked():
             async with self._update_lock:
                 pass
-        worker = await self._acquire(deadline)
-        return _Lease(worker, self, asyncio.get_running_loop(), deadline)
+        worker = await self._acquire(time.monotonic() + 2 * timeout + 5)
+        return _Lease(worker, self, asyncio.get_running_loop(), time.monotonic() + timeout)
 
     async def query(self, job: QueryJob, timeout: float) -> Answer:
         """Run a query on an idle worker; raise :class:`EngineError` on failure or timeout."""
