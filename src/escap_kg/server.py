@@ -166,6 +166,7 @@ def create_app(
         allow_headers=["Accept", "Content-Type", "Authorization"],
         max_age=3600,
     )
+    app.add_middleware(HeaderLimits)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(AccessLog)
     _install_error_handlers(app)
@@ -252,6 +253,32 @@ class SparqlFastPath:
                 exc.message + "\n", status_code=exc.status, headers=headers
             )
         await response(scope, receive, send)
+
+
+#: Largest total size of a request's headers, and most header fields, we answer.
+MAX_HEADER_BYTES = 16 * 1024
+MAX_HEADER_FIELDS = 100
+
+
+class HeaderLimits:
+    """Refuses requests whose headers are too large or too many with 431, before any work."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            headers = scope.get("headers", [])
+            size = sum(len(k) + len(v) + 4 for k, v in headers)
+            if size > MAX_HEADER_BYTES or len(headers) > MAX_HEADER_FIELDS:
+                message = (
+                    f"request headers too large: at most {MAX_HEADER_FIELDS} fields and "
+                    f"{MAX_HEADER_BYTES:,} bytes\n"
+                )
+                response = PlainTextResponse(message, status_code=431)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 class SecurityHeaders:
