@@ -23,8 +23,10 @@ PATHOLOGICAL = (
     "SELECT (COUNT(*) AS ?n) WHERE { ?a ?b ?c . ?d ?e ?f . ?g ?h ?i }",
     "SELECT (COUNT(*) AS ?n) WHERE { ?a ?b ?c . ?d ?e ?f . ?g ?h ?i . ?j ?k ?l }",
     "SELECT (COUNT(*) AS ?n) WHERE { "
-    "?s (<http://www.w3.org/2000/01/rdf-schema#label>|!<http://x>)* ?o . ?o ?p ?q . ?a ?b ?c }",
-    "SELECT (COUNT(*) AS ?n) WHERE { ?s (!<http://x>|^!<http://x>)* ?o . ?o ?p ?q . ?q ?r ?t }",
+    "?s (<http://www.w3.org/2000/01/rdf-schema#label>|!<http://x>)* ?o . ?o ?p ?q . ?a ?b ?c "
+    ". ?d ?e ?f }",
+    "SELECT (COUNT(*) AS ?n) WHERE { ?s (!<http://x>|^!<http://x>)* ?o . ?o ?p ?q . ?q ?r ?t "
+    ". ?a ?b ?c }",
 )
 STORM_SECONDS = 10.0
 CLIENTS = 8
