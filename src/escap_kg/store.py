@@ -6,6 +6,7 @@ import gzip
 import io
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -180,20 +181,14 @@ def parse_file(source: SourceFile, base_iri: str = DEFAULT_BASE_IRI) -> list[ox.
     return quads
 
 
-def load_into(store: ox.Store, source: SourceFile) -> None:
-    """Parse a file with Oxigraph directly into ``store``, in its named graph, atomically."""
-    fmt = rdf_format(source.path)
+@contextmanager
+def _open_rdf(source: SourceFile) -> Iterator[Any]:
+    """The file as a binary stream (decompressed for ``.gz``); errors become :class:`DataError`
+    naming the file and, for a syntax error, the line."""
     try:
         with open(source.path, "rb") as raw:
-            stream: Any = (
-                gzip.GzipFile(fileobj=raw) if source.path.name.lower().endswith(".gz") else raw
-            )
-            store.load(
-                stream,
-                format=fmt,
-                base_iri=source.path.resolve().as_uri(),
-                to_graph=ox.NamedNode(source.graph),
-            )
+            gz = source.path.name.lower().endswith(".gz")
+            yield gzip.GzipFile(fileobj=raw) if gz else raw
     except FileNotFoundError:
         raise DataError(source.path, "file not found") from None
     except IsADirectoryError:
@@ -204,6 +199,18 @@ def load_into(store: ox.Store, source: SourceFile) -> None:
         raise DataError(source.path, _plain(message), line, column) from None
     except (OSError, EOFError, ValueError) as err:
         raise DataError(source.path, f"cannot read: {err}") from None
+
+
+def load_into(store: ox.Store, source: SourceFile) -> None:
+    """Parse a file with Oxigraph directly into ``store``, in its named graph, atomically."""
+    fmt = rdf_format(source.path)
+    with _open_rdf(source) as stream:
+        store.load(
+            stream,
+            format=fmt,
+            base_iri=source.path.resolve().as_uri(),
+            to_graph=ox.NamedNode(source.graph),
+        )
 
 
 def check_parses(source: SourceFile) -> int:
@@ -213,23 +220,9 @@ def check_parses(source: SourceFile) -> int:
     """
     fmt = rdf_format(source.path)
     count = 0
-    try:
-        with open(source.path, "rb") as raw:
-            stream: Any = (
-                gzip.GzipFile(fileobj=raw) if source.path.name.lower().endswith(".gz") else raw
-            )
-            for _ in ox.parse(stream, format=fmt, base_iri=source.path.resolve().as_uri()):
-                count += 1
-    except FileNotFoundError:
-        raise DataError(source.path, "file not found") from None
-    except IsADirectoryError:
-        raise DataError(source.path, "is a folder, not an RDF file") from None
-    except SyntaxError as err:
-        message = str(err.args[0]) if err.args else str(err)
-        line, column = _position(err)
-        raise DataError(source.path, _plain(message), line, column) from None
-    except (OSError, EOFError, ValueError) as err:
-        raise DataError(source.path, f"cannot read: {err}") from None
+    with _open_rdf(source) as stream:
+        for _ in ox.parse(stream, format=fmt, base_iri=source.path.resolve().as_uri()):
+            count += 1
     return count
 
 
