@@ -640,11 +640,13 @@ def _run_server(application: Any, settings: Settings, host: str, port: int, what
     console = _console()
     console.print(f"escap-kg {__version__}: serving {what}", markup=False)
     for label, path in (
+        ("home page", "/"),
         ("SPARQL endpoint and query UI", "/sparql"),
         ("query catalogue API", "/api/queries"),
         ("API documentation", "/docs"),
         ("download (Turtle)", "/download/escap-kg.ttl"),
         ("dataset description", "/.well-known/void"),
+        ("ontology documentation", "/ontology"),
     ):
         console.print(f"  {label:<30} {base}{path}", markup=False)
     if settings.update_token:
@@ -667,6 +669,3 @@ def _run_server(application: Any, settings: Settings, host: str, port: int, what
 def main() -> None:
     """Entry point of the console script."""
     app()
-
-
-_: Callable[[], None] = main
