@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -90,3 +94,51 @@ def live_server() -> Iterator[LiveServer]:
     server = LiveServer("--query-timeout", "3", env={"ESCAP_KG_UPDATE_TOKEN": ""}).wait()
     yield server
     server.stop()
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+
+
+@contextmanager
+def chromium(window: str = "1280,1000") -> Iterator[Any]:
+    """Headless Debian Chromium through Selenium, with network and console logs.
+
+    Skipped with the reason when the browser is not installed; under CI, where .ci/run installs
+    it, its absence is a failure instead.
+    """
+    missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not Path(p).exists()]
+    if missing:
+        reason = (
+            f"{' and '.join(missing)} not installed (Debian packages chromium, chromium-driver)"
+        )
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason}; .ci/run installs them, so CI must have them")
+        pytest.skip(reason)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    profile = tempfile.mkdtemp(prefix="escap-kg-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        f"--window-size={window}",
+        f"--user-data-dir={profile}",
+    ):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
+    browser = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    try:
+        yield browser
+    finally:
+        browser.quit()
+        shutil.rmtree(profile, ignore_errors=True)

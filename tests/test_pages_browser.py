@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -19,10 +16,8 @@ from escap_kg.pages import add_page_routes
 from escap_kg.server import create_app
 from escap_kg.settings import Settings
 from escap_kg.store import KnowledgeGraph
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT, chromium, free_port
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
 ARTIFACTS = ROOT / "test-artifacts"
 #: The policy the pages will be served under; they must work with it.
 CSP = "default-src 'self'; img-src 'self' data:; style-src 'self'"
@@ -30,47 +25,10 @@ CSP = "default-src 'self'; img-src 'self' data:; style-src 'self'"
 pytestmark = pytest.mark.slow
 
 
-def _browser_missing() -> str | None:
-    missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not Path(p).exists()]
-    if not missing:
-        return None
-    return f"{' and '.join(missing)} not installed (Debian packages chromium, chromium-driver)"
-
-
 @pytest.fixture(scope="module")
 def driver() -> Iterator[Any]:
-    reason = _browser_missing()
-    if reason:
-        if os.environ.get("CI"):
-            pytest.fail(f"{reason}; .ci/run installs them, so CI must have them")
-        pytest.skip(reason)
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    profile = tempfile.mkdtemp(prefix="escap-kg-chromium-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        "--window-size=1280,1000",
-        f"--user-data-dir={profile}",
-    ):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
-    browser = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
-    try:
+    with chromium("1280,1000") as browser:
         yield browser
-    finally:
-        browser.quit()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
