@@ -56,6 +56,11 @@ def children(pid: int) -> list[int]:
     return sorted(found)
 
 
+def workers_of(pid: int) -> list[int]:
+    """The query workers of a server: the children of its zygote, its one child process."""
+    return sorted(w for zygote in children(pid) for w in children(zygote))
+
+
 def cpu_seconds(pid: int) -> float:
     """User plus system CPU time of a process so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -121,7 +126,7 @@ def storm(server: LiveServer) -> Storm:
         alone = [
             catalogue_call(client, query_id).seconds for query_id in CATALOGUE for _ in range(10)
         ]
-    workers_before = children(server.process.pid)
+    workers_before = workers_of(server.process.pid)
     assert len(workers_before) == WORKERS
 
     runaway: list[Call] = []
@@ -171,7 +176,7 @@ def storm(server: LiveServer) -> Storm:
         runaway,
         ordinary,
         workers_before,
-        children(server.process.pid),
+        workers_of(server.process.pid),
     )
 
 
@@ -202,13 +207,13 @@ def test_report(storm: Storm) -> None:
 
 
 def test_every_runaway_query_is_stopped_at_the_time_limit(storm: Storm) -> None:
-    """Each gets a 503 saying "time limit". A query's limit starts once it has a worker, so the
-    two queued behind the first two (2 workers) run their own 3 s after a replacement starts."""
+    """Each gets a 503 saying "time limit", at the limit: none waits for a worker, since the
+    pool adds workers while long queries hold its own (2 + 4 here)."""
     assert len(storm.runaway) == len(PATHOLOGICAL)
     for call in storm.runaway:
         assert call.status == 503, call
         assert "time limit" in call.text, call
-        assert TIMEOUT * 0.9 < call.seconds < 2 * TIMEOUT + 3, call
+        assert TIMEOUT * 0.9 < call.seconds < TIMEOUT + 1.5, call
 
 
 def test_killed_workers_are_replaced_and_none_keeps_burning_cpu(
@@ -219,7 +224,8 @@ def test_killed_workers_are_replaced_and_none_keeps_burning_cpu(
     assert replaced == set(storm.workers_before), "each runaway query's worker was killed"
     for pid in replaced:
         assert not Path(f"/proc/{pid}").exists(), f"killed worker {pid} is still there"
-    rates = cpu_rates([server.process.pid, *children(server.process.pid)])
+    zygotes = children(server.process.pid)
+    rates = cpu_rates([server.process.pid, *zygotes, *workers_of(server.process.pid)])
     assert all(rate < 0.2 for rate in rates.values()), rates
 
 
@@ -231,15 +237,20 @@ def test_ordinary_queries_all_succeed_during_the_storm(storm: Storm) -> None:
 
 
 def test_ordinary_queries_stay_within_three_times_their_usual_latency(storm: Storm) -> None:
-    """Median and p90 against the same 8-client load without runaway queries.
+    """Against the same 8-client load without runaway queries: the median, the p90, and every
+    single request, which takes at most 3x the slowest request of that usual load.
 
     Compared with one client alone (about 6 ms) the 8 clients' own queueing on 2 workers already
-    costs about 5x, storm or not; that is not the runaway queries' doing. A request that arrives
-    while both workers are held by runaway queries waits for them: two rounds of the time limit
-    and a worker's restart, so the median and p90 hold but the maximum cannot.
+    costs about 5x, storm or not; that is not the runaway queries' doing. The runaway queries do
+    not make ordinary ones wait: once a query has run 0.1 s its worker drops to the lowest CPU
+    priority, and the pool forks another worker to take its place.
     """
     during = [call.seconds for call in storm.ordinary]
     usual_median, usual_p90 = statistics.median(storm.loaded), p90(storm.loaded)
     assert statistics.median(during) <= 3 * usual_median, (statistics.median(during), usual_median)
     assert p90(during) <= 3 * usual_p90, (p90(during), usual_p90)
-    assert max(during) < 2 * TIMEOUT + 3, max(during)
+    slow = [call for call in storm.ordinary if call.seconds > 3 * max(storm.loaded)]
+    assert not slow, (
+        f"{len(slow)} of {len(during)} took over 3 x {max(storm.loaded) * 1000:.0f} ms, "
+        f"the slowest {max(during) * 1000:.0f} ms"
+    )

@@ -490,7 +490,15 @@ def serve(
         int | None, typer.Option(help="Largest request body, in bytes (1 MiB).")
     ] = None,
     workers: Annotated[
-        int | None, typer.Option(help="Query worker processes (one per core).")
+        int | None,
+        typer.Option(help="Query worker processes kept for short queries (one per core)."),
+    ] = None,
+    max_workers: Annotated[
+        int | None,
+        typer.Option(
+            help="Worker processes in all, counting those added while long queries run "
+            "(workers + 4).",
+        ),
     ] = None,
     update_token: Annotated[
         str | None,
@@ -528,6 +536,7 @@ def serve(
             max_result_bytes=max_result_bytes,
             max_body_bytes=max_body_bytes,
             workers=workers,
+            max_workers=max_workers,
             update_token=update_token,
             service_allowlist=tuple(allow_service) if allow_service else None,
         )
@@ -553,7 +562,9 @@ def serve(
         with _errors():
             settings = replace(settings, database=open_for_serving(db))
         # The workers open the store while the web framework is still being imported.
-        engine = QueryEngine(settings.database or db, workers=settings.workers)
+        engine = QueryEngine(
+            settings.database or db, workers=settings.workers, max_workers=settings.max_workers
+        )
         engine.launch()
         from escap_kg.server import create_app
 
@@ -591,7 +602,10 @@ def serve(
         for sf in extras:
             counted += check_parses(sf)
     engine = QueryEngine(
-        kg.nquads(), workers=settings.workers, extra=[(sf.path, sf.graph) for sf in extras]
+        kg.nquads(),
+        workers=settings.workers,
+        max_workers=settings.max_workers,
+        extra=[(sf.path, sf.graph) for sf in extras],
     )
     engine.launch()
     summary = (

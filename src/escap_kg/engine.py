@@ -2,12 +2,15 @@
 
 Each worker process holds the graph (in memory, or an on-disk store opened read-only) and runs
 one job at a time on Oxigraph's native engine, writing the answer with Oxigraph's own serialisers
-in chunks. The server hands a job to an idle worker and reads the chunks in a thread, so the event
-loop is never blocked; a large answer streams to the client as it is produced, with the socket
-between the processes as back-pressure, so memory does not grow with the answer. A job that runs
-past its time limit has its worker killed (its CPU work ends at once) and a fresh worker is started
-in its place, so the pool stays full.
-"""
+in chunks. The server hands a job to an idle worker and the event loop watches the worker's
+socket, so it is never blocked; a large answer streams to the client as it is produced, with the
+socket between the processes as back-pressure, so memory does not grow with the answer.
+
+Workers are forked from a zygote process that has loaded the graph, so a new worker is ready in
+milliseconds. A job that runs past its time limit has its worker killed (its CPU work ends at
+once) and another is forked in its place. A job that merely runs long has its worker demoted to
+the lowest CPU priority while the pool forks an extra worker, so short queries keep their own
+workers and their usual speed whatever long ones are running."""
 
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ import asyncio
 import contextlib
 import multiprocessing.connection
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -236,8 +240,9 @@ class _Worker:
                 load_into(store, SourceFile(path, graph, "extra"))
             self.store = store
 
-    def serve(self) -> None:
-        self.open()
+    def serve(self, opened: bool = False) -> None:
+        if not opened:
+            self.open()
         _send_control(self.conn, "ready", os.getpid())
         while True:
             try:
@@ -327,25 +332,91 @@ def _syntax_message(err: SyntaxError) -> str:
     return message
 
 
-def worker_main(argv: Sequence[str]) -> None:
-    """Entry point of ``python -m escap_kg.engine FD (--snapshot FILE [EXTRA ...] | --db DIR)``.
-
-    Each EXTRA is a file path and a graph IRI separated by a tab.
-    """
-    fd, option, path, *extra = argv
-    source = StoreSource(
+def _source_from_args(option: str, path: str, extra: Sequence[str]) -> StoreSource:
+    return StoreSource(
         snapshot=Path(path) if option == "--snapshot" else None,
         database=Path(path) if option == "--db" else None,
         extra=tuple((Path(p), g) for p, _, g in (item.partition("\t") for item in extra)),
     )
+
+
+def worker_main(argv: Sequence[str]) -> None:
+    """Entry point of ``python -m escap_kg.engine FD (--snapshot FILE [EXTRA ...] | --db DIR)``.
+
+    Each EXTRA is a file path and a graph IRI separated by a tab. With ``--zygote`` first, the
+    process is the pool's zygote (see :func:`zygote_main`) rather than a worker.
+    """
+    if argv[0] == "--zygote":
+        fd, option, path, *extra = argv[1:]
+        zygote_main(
+            multiprocessing.connection.Connection(int(fd)), _source_from_args(option, path, extra)
+        )
+        return
+    fd, option, path, *extra = argv
+    source = _source_from_args(option, path, extra)
     _Worker(multiprocessing.connection.Connection(int(fd)), source).serve()
+
+
+def zygote_main(conn: multiprocessing.connection.Connection, source: StoreSource) -> None:
+    """Hold the graph, and fork a ready worker for each ``"fork"`` request.
+
+    A fork of a process that has already loaded the graph is ready in milliseconds, where a
+    new process would take the time to start Python and load the graph again; the pool can
+    then add a worker the moment a long query holds one. Each request carries the socket the
+    new worker talks over; the reply is the worker's pid, then a pidfd for it, so the server can
+    kill it without any risk of hitting a reused pid. In memory the zygote also applies every
+    update, so later forks see it. On disk each fork opens the store itself (a store must not be
+    shared across a fork). Forks are reaped by the kernel (SIGCHLD ignored).
+    """
+    import signal
+
+    zygote = _Worker(conn, source)
+    if source.database is None:
+        zygote.open()
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    _send_control(conn, "ready", os.getpid())
+    with socket.fromfd(conn.fileno(), socket.AF_UNIX, socket.SOCK_STREAM) as channel:
+        while True:
+            try:
+                job = conn.recv()
+            except (EOFError, OSError):
+                return
+            if job != "fork":
+                zygote.handle(job)
+                continue
+            _, fds, _, _ = socket.recv_fds(channel, 1, 1)
+            pid = os.fork()
+            if pid == 0:  # the new worker
+                code = 0
+                try:
+                    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                    # Not the zygote's socket: the server must see it close if the zygote dies.
+                    channel.close()
+                    conn.close()
+                    worker = _Worker(multiprocessing.connection.Connection(fds[0]), source)
+                    worker.store = zygote.store
+                    worker.serve(opened=source.database is None)
+                except BaseException:  # never return into the zygote's loop
+                    code = 1
+                finally:
+                    os._exit(code)
+            os.close(fds[0])
+            try:
+                pidfd, has_pidfd = os.pidfd_open(pid), True
+            except (AttributeError, OSError):  # not Linux >= 5.3, or it died at once
+                pidfd, has_pidfd = os.open(os.devnull, os.O_RDONLY), False
+            try:
+                conn.send(("forked", pid, has_pidfd))
+                socket.send_fds(channel, [b"P"], [pidfd])
+            finally:
+                os.close(pidfd)
 
 
 # The pool ------------------------------------------------------------------------------------
 
 
 class _Process:
-    """A worker process, joined to the server by a socket pair.
+    """The zygote process, joined to the server by a socket pair.
 
     A plain subprocess, not multiprocessing's spawn, so the child never re-imports the server's
     ``__main__`` (which breaks under ``python -c`` and some process managers).
@@ -357,7 +428,14 @@ class _Process:
         child_fd = child.detach()
         try:
             self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-                [sys.executable, "-m", "escap_kg.engine", str(child_fd), *source.args()],
+                [
+                    sys.executable,
+                    "-m",
+                    "escap_kg.engine",
+                    "--zygote",
+                    str(child_fd),
+                    *source.args(),
+                ],
                 pass_fds=(child_fd,),
                 stdin=subprocess.DEVNULL,
             )
@@ -365,15 +443,7 @@ class _Process:
             os.close(child_fd)
 
     def wait_ready(self, timeout: float) -> None:
-        try:
-            if self.conn.poll(timeout):
-                message = _decode(self.conn.recv_bytes())
-                if message[0] == "ready":
-                    return
-        except (EOFError, OSError):
-            pass
-        self.kill()
-        raise EngineError(503, "a query worker failed to start")
+        _wait_ready(self, timeout)
 
     @property
     def pid(self) -> int:
@@ -386,6 +456,87 @@ class _Process:
         with contextlib.suppress(Exception):
             self.conn.close()
 
+    def fork(self) -> _Forked:
+        """A new worker, forked from the zygote (call under the engine's zygote lock)."""
+        parent, child = socket.socketpair()
+        try:
+            self.conn.send("fork")
+            with socket.fromfd(self.conn.fileno(), socket.AF_UNIX, socket.SOCK_STREAM) as channel:
+                socket.send_fds(channel, [b"F"], [child.fileno()])
+                if not self.conn.poll(10):
+                    raise OSError("the zygote did not answer")
+                _, pid, has_pidfd = self.conn.recv()
+                _, fds, _, _ = socket.recv_fds(channel, 1, 1)
+        except BaseException:
+            parent.close()
+            raise
+        finally:
+            child.close()
+        if not has_pidfd:
+            os.close(fds[0])
+            fds[0] = -1
+        return _Forked(multiprocessing.connection.Connection(parent.detach()), pid, fds[0])
+
+    def apply(self, job: object, timeout: float) -> bool:
+        """Send an update (or a close/reopen) to the zygote; True if it says ok."""
+        try:
+            self.conn.send(job)
+            if not self.conn.poll(timeout):
+                return False
+            message = _decode(self.conn.recv_bytes())
+        except (EOFError, OSError):
+            return False
+        return bool(message[0] == "ok")
+
+
+class _Forked:
+    """A worker process forked by the zygote: its socket, its pid, and a pidfd to kill it by
+    (-1 where the system has none; the pid is used then)."""
+
+    def __init__(self, conn: multiprocessing.connection.Connection, pid: int, pidfd: int) -> None:
+        self.conn = conn
+        self.pid = pid
+        self.pidfd = pidfd
+        self.generation = 0
+        self.killed = False
+
+    def wait_ready(self, timeout: float) -> None:
+        _wait_ready(self, timeout)
+
+    def renice(self) -> None:
+        """Lower the worker's CPU priority for good (it cannot be raised back)."""
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, self.pid, 19)
+
+    def kill(self) -> None:
+        """SIGKILL through the pidfd: its CPU work ends now; the zygote reaps it."""
+        if self.killed:
+            return
+        self.killed = True
+        with contextlib.suppress(OSError):
+            if self.pidfd < 0:
+                os.kill(self.pid, signal.SIGKILL)
+            else:
+                try:
+                    signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
+                finally:
+                    os.close(self.pidfd)
+        self.pidfd = -1
+        with contextlib.suppress(Exception):
+            self.conn.close()
+
+
+def _wait_ready(process: _Process | _Forked, timeout: float) -> None:
+    try:
+        if process.conn.poll(timeout):
+            message = _decode(process.conn.recv_bytes())
+            if message[0] == "ready":
+                return
+    except (EOFError, OSError):
+        pass
+    process.kill()
+    raise EngineError(503, "a query worker failed to start")
+
 
 _CRASHED = ("crashed",)
 
@@ -394,7 +545,7 @@ _CRASHED = ("crashed",)
 class _Lease:
     """A worker lent to one job, returned (or replaced) exactly once."""
 
-    worker: _Process
+    worker: _Forked
     engine: QueryEngine
     loop: asyncio.AbstractEventLoop
     deadline: float
@@ -441,8 +592,22 @@ class _Lease:
             self.engine._replace(self.worker, self.loop)
 
 
+#: A job that has held its worker this long (seconds) counts as long: its worker's CPU priority
+#: is lowered, and the pool starts another worker so that short queries never queue behind it.
+LONG_AFTER = 0.1
+#: Workers the pool may add beyond its size while long jobs hold workers (see ``max_workers``).
+BURST = 4
+
+
 class QueryEngine:
-    """A fixed pool of Oxigraph worker processes over one store."""
+    """A pool of Oxigraph worker processes over one store, forked from a zygote.
+
+    The pool keeps ``workers`` workers free for short queries. A job that holds its worker
+    past :data:`LONG_AFTER` is long: its worker drops to the lowest CPU priority and a new
+    worker is forked in its place, up to ``max_workers`` in all. So a few runaway queries cannot
+    make ordinary ones wait, and do not slow them down much while they run. Once a long job ends
+    its worker is retired, and the pool shrinks back.
+    """
 
     def __init__(
         self,
@@ -450,10 +615,12 @@ class QueryEngine:
         workers: int | None = None,
         start_timeout: float = 120.0,
         extra: Sequence[tuple[Path, str]] = (),
+        max_workers: int | None = None,
     ) -> None:
         """``source`` is N-Quads to hold in memory (plus ``extra`` files, each loaded by every
         worker into its named graph), or the folder of an on-disk store."""
         self.size = max(1, workers or os.cpu_count() or 1)
+        self.max_size = max(self.size, max_workers or self.size + BURST)
         self.start_timeout = start_timeout
         self._dir = tempfile.TemporaryDirectory(prefix="escap-kg-")
         if isinstance(source, Path):
@@ -462,26 +629,31 @@ class QueryEngine:
             snapshot = Path(self._dir.name) / "snapshot.nq"
             snapshot.write_bytes(source)
             self.source = StoreSource(snapshot=snapshot, extra=tuple(extra))
-        self._idle: asyncio.Queue[_Process] | None = None
+        self._idle: asyncio.Queue[_Forked] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._threads = ThreadPoolExecutor(
-            max_workers=self.size * 4 + 4, thread_name_prefix="query"
+            max_workers=self.max_size * 2 + 4, thread_name_prefix="query"
         )
         self._lock = threading.Lock()
+        self._zygote_lock = threading.Lock()
         self._update_lock: asyncio.Lock | None = None
-        self._all: set[_Process] = set()
-        self._launched: list[_Process] = []
+        self._zygote: _Process | None = None
+        self._all: set[_Forked] = set()
+        self._busy: dict[_Forked, _Lease] = {}
+        self._long: set[_Forked] = set()
+        self._starting = 0
+        self._generation = 0
         self.killed = 0
         self.closed = False
 
     def launch(self) -> None:
-        """Start the worker processes now, without waiting for them.
+        """Start the zygote now, without waiting for it.
 
-        They import Oxigraph and open the store while the server finishes starting;
-        :meth:`start` then only waits for them to say they are ready.
+        It imports Oxigraph and loads the graph while the server finishes starting;
+        :meth:`start` then only waits for it and forks the workers.
         """
-        if not self._launched:
-            self._launched = [_Process(self.source) for _ in range(self.size)]
+        if self._zygote is None:
+            self._zygote = _Process(self.source)
 
     @property
     def on_disk(self) -> bool:
@@ -489,56 +661,128 @@ class QueryEngine:
         return self.source.database is not None
 
     async def start(self) -> None:
-        """Start the workers and wait until each has opened the graph."""
+        """Start the zygote and the workers, and wait until each has opened the graph."""
         loop = asyncio.get_running_loop()
         self._loop = loop
         self._idle = asyncio.Queue()
         self._update_lock = asyncio.Lock()
-        launched, self._launched = self._launched, []
+        self.launch()
+        zygote = self._zygote
+        assert zygote is not None  # noqa: S101 - launched above
+        await loop.run_in_executor(self._threads, zygote.wait_ready, self.start_timeout)
         workers = await asyncio.gather(
-            *(loop.run_in_executor(self._threads, self._spawn, w) for w in launched),
-            *(
-                loop.run_in_executor(self._threads, self._spawn)
-                for _ in range(self.size - len(launched))
-            ),
+            *(loop.run_in_executor(self._threads, self._spawn) for _ in range(self.size))
         )
         for worker in workers:
-            self._idle.put_nowait(worker)
+            self._arrived(worker, counted=False)
 
-    def _spawn(self, launched: _Process | None = None) -> _Process:
+    # Growing and shrinking (on the event loop, except _spawn) ---------------------------------
+
+    def _spawn(self) -> _Forked:
+        """Fork a worker and wait until it is ready (in a thread: it blocks)."""
         if self.closed:
-            if launched is not None:
-                launched.kill()
             raise EngineError(503, "the query engine is stopping")
-        worker = launched or _Process(self.source)
+        with self._zygote_lock:
+            for attempt in range(2):
+                zygote = self._zygote
+                try:
+                    if zygote is None:
+                        raise OSError("no zygote")
+                    worker = zygote.fork()
+                    break
+                except (EOFError, OSError):
+                    # The zygote died (killed, out of memory): start another from the snapshot.
+                    if zygote is not None:
+                        zygote.kill()
+                    if attempt or self.closed:
+                        raise EngineError(503, "could not start a query worker") from None
+                    self._zygote = _Process(self.source)
+                    self._zygote.wait_ready(self.start_timeout)
+            worker.generation = self._generation
         worker.wait_ready(self.start_timeout)
-        with self._lock:
-            self._all.add(worker)
         return worker
 
-    def _give_back(self, worker: _Process) -> None:
-        if self._idle is not None and not self.closed:
-            self._idle.put_nowait(worker)
+    def _capacity(self) -> int:
+        """Workers live or starting that no long job holds."""
+        return len(self._all) + self._starting - len(self._long)
 
-    def _replace(self, dead: _Process, loop: asyncio.AbstractEventLoop) -> None:
-        """Kill a worker and start its successor in the background."""
-        dead.kill()
-        with self._lock:
-            self._all.discard(dead)
-            self.killed += 1
-        if self.closed:
+    def _top_up(self) -> None:
+        """Fork workers until ``size`` are free of long jobs, within ``max_size`` in all."""
+        loop = self._loop
+        if loop is None or self.closed:
             return
+        while self._capacity() < self.size and len(self._all) + self._starting < self.max_size:
+            self._starting += 1
 
-        def spawn() -> None:
-            try:
-                worker = self._spawn()
-            except EngineError:
-                return
-            loop.call_soon_threadsafe(self._give_back, worker)
+            def spawn() -> None:
+                try:
+                    worker = self._spawn()
+                except EngineError:
+                    loop.call_soon_threadsafe(self._failed_start)
+                    return
+                loop.call_soon_threadsafe(self._arrived, worker)
 
-        self._threads.submit(spawn)
+            self._threads.submit(spawn)
 
-    async def _acquire(self, deadline: float) -> _Process:
+    def _failed_start(self) -> None:
+        self._starting -= 1
+
+    def _arrived(self, worker: _Forked, counted: bool = True) -> None:
+        if counted:
+            self._starting -= 1
+        if self.closed or worker.generation != self._generation:
+            # Forked before an update reached the zygote: it holds the old graph.
+            worker.kill()
+            self._top_up()
+            return
+        with self._lock:
+            self._all.add(worker)
+        self._give_back(worker)
+
+    def _give_back(self, worker: _Forked) -> None:
+        self._busy.pop(worker, None)
+        if self._idle is None or self.closed:
+            return
+        if worker in self._long or self._capacity() > self.size:
+            self._remove(worker, killed=False)
+            return
+        self._idle.put_nowait(worker)
+
+    def _remove(self, worker: _Forked, killed: bool = True) -> None:
+        """Kill a worker (its job's CPU work ends at once) and restore the pool's capacity."""
+        worker.kill()
+        with self._lock:
+            self._all.discard(worker)
+            self.killed += killed
+        self._busy.pop(worker, None)
+        self._long.discard(worker)
+        self._trim()
+        self._top_up()
+
+    def _trim(self) -> None:
+        """Retire idle workers beyond what the pool needs now."""
+        while self._idle is not None and self._capacity() > self.size and not self._idle.empty():
+            worker = self._idle.get_nowait()
+            worker.kill()
+            with self._lock:
+                self._all.discard(worker)
+
+    def _went_long(self, lease: _Lease) -> None:
+        if self.max_size == self.size:
+            return  # a fixed pool: nothing to add, and no reason to demote the worker
+        if self._busy.get(lease.worker) is lease and not lease.done:
+            self._long.add(lease.worker)
+            lease.worker.renice()
+            self._top_up()
+
+    def _replace(self, dead: _Forked, loop: asyncio.AbstractEventLoop) -> None:
+        """Kill a worker whose job failed or ran too long; the pool forks a successor."""
+        del loop
+        self._remove(dead)
+
+    # Leasing ---------------------------------------------------------------------------------
+
+    async def _acquire(self, deadline: float) -> _Forked:
         if self._idle is None:
             raise EngineError(503, "the query engine is not running")
         remaining = deadline - time.monotonic()
@@ -558,7 +802,11 @@ class QueryEngine:
             async with self._update_lock:
                 pass
         worker = await self._acquire(time.monotonic() + 2 * timeout + 5)
-        return _Lease(worker, self, asyncio.get_running_loop(), time.monotonic() + timeout)
+        loop = asyncio.get_running_loop()
+        lease = _Lease(worker, self, loop, time.monotonic() + timeout)
+        self._busy[worker] = lease
+        loop.call_later(LONG_AFTER, self._went_long, lease)
+        return lease
 
     async def query(self, job: QueryJob, timeout: float) -> Answer:
         """Run a query on an idle worker; raise :class:`EngineError` on failure or timeout."""
@@ -638,11 +886,16 @@ class QueryEngine:
         loop = asyncio.get_running_loop()
         async with self._update_lock:
             deadline = time.monotonic() + timeout
-            taken: list[_Process] = []
+            taken: list[_Forked] = []
             reopened = not self.on_disk
             try:
-                while len(taken) < self.size:
-                    taken.append(await self._acquire(deadline + self.start_timeout))
+                # Every live worker, and any still starting; a long job's worker leaves the
+                # pool when its job ends, so look again every so often rather than wait on it.
+                while self._starting or any(w not in taken for w in self._all):
+                    if time.monotonic() > deadline + self.start_timeout:
+                        raise EngineError(503, "the query workers did not become free in time")
+                    with contextlib.suppress(EngineError):
+                        taken.append(await self._acquire(time.monotonic() + 0.05))
                 if self.on_disk:
                     await self._broadcast(taken, "close", loop)
                 first, *rest = taken
@@ -666,6 +919,7 @@ class QueryEngine:
                     snapshot = await loop.run_in_executor(self._threads, after_first)
                 if self.source.snapshot is not None:
                     await self._new_snapshot(first, snapshot, loop)
+                    await loop.run_in_executor(self._threads, self._update_zygote, job)
                 await self._broadcast(rest, "reopen" if self.on_disk else job, loop)
                 reopened = True
             finally:
@@ -674,8 +928,23 @@ class QueryEngine:
                 for worker in taken:
                     self._give_back(worker)
 
+    def _update_zygote(self, job: UpdateJob) -> None:
+        """Apply an update to the zygote too, so later forks hold the updated graph.
+
+        If it fails the zygote is replaced by one that loads the updated snapshot. Workers
+        forked before this point are of an older generation and are not taken into the pool.
+        """
+        with self._zygote_lock:
+            zygote = self._zygote
+            if zygote is None or not zygote.apply(job, self.start_timeout):
+                if zygote is not None:
+                    zygote.kill()
+                self._zygote = _Process(self.source)
+                self._zygote.wait_ready(self.start_timeout)
+            self._generation += 1
+
     async def _new_snapshot(
-        self, updated: _Process, content: bytes | None, loop: asyncio.AbstractEventLoop
+        self, updated: _Forked, content: bytes | None, loop: asyncio.AbstractEventLoop
     ) -> None:
         """Workers started from now on load the updated graph."""
         path = Path(self._dir.name) / f"snapshot-{time.monotonic_ns()}.nq"
@@ -693,7 +962,7 @@ class QueryEngine:
             old.unlink(missing_ok=True)
 
     async def _broadcast(
-        self, workers: list[_Process], job: object, loop: asyncio.AbstractEventLoop
+        self, workers: list[_Forked], job: object, loop: asyncio.AbstractEventLoop
     ) -> None:
         """Send one job to several workers; a worker that does not say ok is replaced."""
         leases = [_Lease(w, self, loop, float("inf")) for w in workers]
@@ -716,6 +985,9 @@ class QueryEngine:
             self._all.clear()
         for worker in workers:
             worker.kill()
+        with self._zygote_lock:
+            if self._zygote is not None:
+                self._zygote.kill()
         self._threads.shutdown(wait=False, cancel_futures=True)
         self._dir.cleanup()
 

@@ -130,10 +130,14 @@ def create_app(
     catalogue = load_catalogue(settings)
     if engine is None:
         if settings.database is not None:
-            engine = QueryEngine(settings.database, workers=settings.workers)
+            engine = QueryEngine(
+                settings.database, workers=settings.workers, max_workers=settings.max_workers
+            )
         else:
             kg = kg or KnowledgeGraph.load(settings)
-            engine = QueryEngine(kg.nquads(), workers=settings.workers)
+            engine = QueryEngine(
+                kg.nquads(), workers=settings.workers, max_workers=settings.max_workers
+            )
     state = State(settings, kg, engine, catalogue)
     running = engine
 

@@ -26,6 +26,8 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     update_token: str | None = field(default=None, repr=False)
     workers: int | None = None
+    #: Workers in all, counting those added while long queries hold workers (workers + 4).
+    max_workers: int | None = None
     database: Path | None = None
     #: SPARQL endpoints a query may call with SERVICE; none by default, so no outbound request.
     service_allowlist: tuple[str, ...] = ()
@@ -40,6 +42,8 @@ class Settings:
                 raise ValueError(f"allowed SERVICE endpoint {endpoint!r} is not an http(s) IRI")
         if self.workers is not None and self.workers < 1:
             raise ValueError("the number of workers must be at least 1")
+        if self.max_workers is not None and self.max_workers < (self.workers or 1):
+            raise ValueError("the maximum number of workers must be at least the number of workers")
         if self.update_token is not None and len(self.update_token) < 16:
             raise ValueError("the update token must be at least 16 characters long")
         if not self.base_iri.startswith(("http://", "https://")) or not self.base_iri.endswith("/"):
@@ -65,6 +69,8 @@ class Settings:
             ("query_timeout", float),
             ("max_result_bytes", int),
             ("max_body_bytes", int),
+            ("workers", int),
+            ("max_workers", int),
         ):
             if value := os.environ.get(f"ESCAP_KG_{name.upper()}"):
                 try:

@@ -58,13 +58,17 @@ def process_tree(pid: int) -> list[int]:
     return tree
 
 
-def rss_bytes(pids: list[int]) -> int:
-    """The resident memory of these processes together."""
+def pss_bytes(pids: list[int]) -> int:
+    """The proportional memory (PSS) of these processes together.
+
+    PSS rather than RSS: the workers are forks sharing the graph's pages with their zygote, and
+    RSS would count a shared page once per process.
+    """
     total = 0
     for pid in pids:
         try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
                     total += int(line.split()[1]) * 1024
         except OSError:
             continue
@@ -178,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
             thread.start()
         while any(thread.is_alive() for thread in threads):
             if pid is not None:
-                peak = max(peak, rss_bytes(process_tree(pid)))
+                peak = max(peak, pss_bytes(process_tree(pid)))
             for thread in threads:
                 thread.join(0.5 / len(threads))
             if time.monotonic() > stop_at + 120:
@@ -209,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     print(f"5xx           {errors}")
     print(f"dropped       {tally.dropped}")
-    print(f"peak RSS      {peak / 2**20:.1f} MiB" if pid else "peak RSS      unknown (no pid)")
+    print(f"peak PSS      {peak / 2**20:.1f} MiB" if pid else "peak PSS      unknown (no pid)")
     return 1 if errors or tally.dropped else 0
 
 
