@@ -303,3 +303,59 @@ def test_a_large_answer_streams_in_bounded_memory(tmp_path: Path) -> None:
         )
     finally:
         server.stop()
+
+
+def test_an_answer_cut_off_half_way_is_an_incomplete_response(tmp_path: Path) -> None:
+    """Past the size limit after streaming has begun (the 200 has gone), the response ends
+    without its last chunk: clients report an error instead of taking part of the answer, and
+    the log says why in one line, with no traceback."""
+    import socket
+
+    data = tmp_path / "rows.nt"
+    with data.open("w") as out:
+        for i in range(60_000):
+            out.write(f'<http://example.org/item/{i:06d}> <http://example.org/v> "value {i}" .\n')
+    limit = 2 * 2**20  # over the first megabyte a worker sends before the answer streams
+    server = LiveServer("--max-result-bytes", str(limit), "--data", str(data)).wait(timeout=120)
+    query = "SELECT ?s ?v WHERE { ?s <http://example.org/v> ?v }"
+    try:
+        sizes: list[int] = []
+        with httpx.stream(
+            "POST",
+            f"{server.url}/sparql",
+            data={"query": query},
+            headers={"Accept": "text/csv"},
+            timeout=60,
+        ) as response:
+            assert response.status_code == 200
+            chunks = response.iter_bytes()
+            with pytest.raises(httpx.RemoteProtocolError, match="incomplete"):
+                sizes.extend(len(chunk) for chunk in chunks)
+        assert 2**20 <= sum(sizes) <= limit
+
+        # On the wire: chunked, and the connection closes with no terminating zero chunk.
+        with socket.create_connection(("127.0.0.1", server.port), timeout=60) as raw:
+            body = f"query={query}".encode()
+            raw.sendall(
+                b"POST /sparql HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/csv\r\n"
+                b"Content-Type: application/x-www-form-urlencoded\r\n"
+                + f"Content-Length: {len(body)}\r\n\r\n".encode()
+                + body
+            )
+            wire = b""
+            while part := raw.recv(65536):
+                wire += part
+        head, _, rest = wire.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200")
+        assert b"transfer-encoding: chunked" in head.lower()
+        assert not rest.endswith(b"0\r\n\r\n")
+
+        # The next request on the same server is served normally.
+        assert httpx.post(f"{server.url}/sparql", data={"query": "ASK {}"}).status_code == 200
+        time.sleep(0.5)
+        log = server.output()
+        assert log.count("answer cut off after") == 2, log
+        assert f"the answer is larger than the limit of {limit:,} bytes" in log
+        assert "Traceback" not in log, log
+    finally:
+        server.stop()

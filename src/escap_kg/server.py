@@ -308,6 +308,33 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+class AnswerStream(StreamingResponse):
+    """A large answer, streamed; one that fails half way is cut off visibly.
+
+    Once the first bytes have gone the status cannot change any more. If the answer then
+    passes the size limit, runs out of time, or its worker dies, the response ends without
+    its last chunk: the server closes the connection, and every HTTP client reports an
+    incomplete body (curl exits with 18, httpx raises ``RemoteProtocolError``) instead of
+    taking the part it got for the whole answer. The log says why, in one line.
+    """
+
+    async def stream_response(self, send: Any) -> None:
+        await send(
+            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+        )
+        sent = 0
+        try:
+            async for chunk in self.body_iterator:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                sent += len(chunk)
+        except EngineError as err:
+            log.warning(
+                "answer cut off after %s bytes, connection closed: %s", f"{sent:,}", err.message
+            )
+            return
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
 def answer_response(answer: Answer, media_type: str, headers: dict[str, str]) -> Response:
     """A small answer whole; a large one streamed as the worker writes it."""
     if answer.rest is None:
@@ -319,7 +346,7 @@ def answer_response(answer: Answer, media_type: str, headers: dict[str, str]) ->
         async for chunk in rest:
             yield chunk
 
-    return StreamingResponse(chunks(), media_type=media_type, headers=headers)
+    return AnswerStream(chunks(), media_type=media_type, headers=headers)
 
 
 async def select_rows(state: State, text: str) -> list[dict[str, str]]:
