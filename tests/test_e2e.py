@@ -17,6 +17,7 @@ from SPARQLWrapper import CSV, JSON, TSV, TURTLE, XML, SPARQLWrapper
 from SPARQLWrapper.SPARQLExceptions import QueryBadFormed, Unauthorized
 
 from tests.conftest import FIXTURES, ROOT, LiveServer
+from tests.proc import memory_kib, process_tree
 
 EKG = "https://w3id.org/escap-kg/ontology#"
 ID = "https://w3id.org/escap-kg/id/"
@@ -222,23 +223,8 @@ def test_other_data_is_served_beside_ours(tmp_path: Path) -> None:
 
 
 def _tree_pss_mib(pid: int) -> float:
-    """Proportional memory (PSS) of a process and all its descendants, in MiB.
-
-    PSS, not RSS: the workers are forks that share the graph's pages with their zygote, and a
-    sum of RSS would count those pages once per process.
-    """
-    total, pending = 0, [pid]
-    while pending:
-        current = pending.pop()
-        try:
-            for line in Path(f"/proc/{current}/smaps_rollup").read_text().splitlines():
-                if line.startswith("Pss:"):
-                    total += int(line.split()[1])
-            for task in Path(f"/proc/{current}/task").iterdir():
-                pending.extend(int(c) for c in (task / "children").read_text().split())
-        except (FileNotFoundError, ProcessLookupError, PermissionError):
-            continue
-    return total / 1024
+    """PSS of a server and all its processes, in MiB (see :func:`tests.proc.memory_kib`)."""
+    return memory_kib(process_tree(pid))[1] / 1024
 
 
 @pytest.mark.skipif(

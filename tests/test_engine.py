@@ -12,19 +12,19 @@ import pytest
 
 from escap_kg.engine import EngineError, QueryEngine, QueryJob, UpdateJob
 from escap_kg.store import KnowledgeGraph
+from tests.proc import stat_fields
 
 SLOW = "SELECT (COUNT(*) AS ?n) WHERE { ?a ?b ?c . ?d ?e ?f . ?g ?h ?i }"
 LIMIT = 3.0
 
 
 def nice(pid: int) -> int:
-    """The nice value of a process, from /proc (field 19 of its stat line)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[16])
+    """The nice value of a process (field 19 of its stat line)."""
+    return int(stat_fields(pid)[16])
 
 
 def parent(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    return int(stat_fields(pid)[1])
 
 
 async def ask(engine: QueryEngine, query: str) -> bool:

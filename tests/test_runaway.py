@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from tests.conftest import ROOT, LiveServer
+from tests.proc import children, stat_fields
 
 pytestmark = pytest.mark.slow
 
@@ -43,19 +44,6 @@ class Call:
     text: str
 
 
-def children(pid: int) -> list[int]:
-    """The processes whose parent is ``pid`` (the query workers of a server), from /proc."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return sorted(found)
-
-
 def workers_of(pid: int) -> list[int]:
     """The query workers of a server: the children of its zygote, its one child process."""
     return sorted(w for zygote in children(pid) for w in children(zygote))
@@ -63,7 +51,7 @@ def workers_of(pid: int) -> list[int]:
 
 def cpu_seconds(pid: int) -> float:
     """User plus system CPU time of a process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    fields = stat_fields(pid)
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 

@@ -39,6 +39,7 @@ import httpx
 import pyoxigraph as ox
 
 from tests.benchmarks.generate import parse_size, write_file
+from tests.proc import memory_kib
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -121,22 +122,9 @@ def pids_in_group(pgid: int) -> list[int]:
     return pids
 
 
-def _kib(path: str, key: str) -> int:
-    try:
-        for line in Path(path).read_text().splitlines():
-            if line.startswith(key):
-                return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0
-
-
 def tree_memory(pgid: int) -> tuple[int, int]:
     """(RSS, PSS) in KiB summed over the process group."""
-    pids = pids_in_group(pgid)
-    rss = sum(_kib(f"/proc/{p}/status", "VmRSS:") for p in pids)
-    pss = sum(_kib(f"/proc/{p}/smaps_rollup", "Pss:") for p in pids)
-    return rss, pss
+    return memory_kib(pids_in_group(pgid))
 
 
 class MemorySampler(threading.Thread):

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.proc import memory_kib, process_tree
+
 ROOT = Path(__file__).resolve().parents[2]
 SPARQL = (
     "SELECT ?s ?p ?o WHERE { ?s ?p ?o } LIMIT 100",
@@ -41,38 +43,6 @@ def catalogue_ids() -> list[str]:
     """The catalogue queries that run without parameters or network (not 17, the federated)."""
     ids = sorted(p.stem for p in (ROOT / "queries").glob("[0-9][0-9]-*.rq"))
     return [i for i in ids if not i.startswith("17-")]
-
-
-def process_tree(pid: int) -> list[int]:
-    """``pid`` and all its descendants, from /proc."""
-    parents: dict[int, int] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-    tree, frontier = [pid], [pid]
-    while frontier:
-        frontier = [child for child, parent in parents.items() if parent in frontier]
-        tree += frontier
-    return tree
-
-
-def pss_bytes(pids: list[int]) -> int:
-    """The proportional memory (PSS) of these processes together.
-
-    PSS rather than RSS: the workers are forks sharing the graph's pages with their zygote, and
-    RSS would count a shared page once per process.
-    """
-    total = 0
-    for pid in pids:
-        try:
-            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-                if line.startswith("Pss:"):
-                    total += int(line.split()[1]) * 1024
-        except OSError:
-            continue
-    return total
 
 
 def client(url: str, index: int, ids: list[str], stop_at: float, tally: Tally) -> None:
@@ -171,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         pid = server_pid(url, own)
         ids = catalogue_ids()
         tally = Tally()
-        peak = 0
+        peak_rss = peak_pss = 0
         started = time.monotonic()
         stop_at = started + args.duration
         threads = [
@@ -182,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
             thread.start()
         while any(thread.is_alive() for thread in threads):
             if pid is not None:
-                peak = max(peak, pss_bytes(process_tree(pid)))
+                rss, pss = memory_kib(process_tree(pid))
+                peak_rss, peak_pss = max(peak_rss, rss), max(peak_pss, pss)
             for thread in threads:
                 thread.join(0.5 / len(threads))
             if time.monotonic() > stop_at + 120:
@@ -213,7 +184,10 @@ def main(argv: list[str] | None = None) -> int:
         )
     print(f"5xx           {errors}")
     print(f"dropped       {tally.dropped}")
-    print(f"peak PSS      {peak / 2**20:.1f} MiB" if pid else "peak PSS      unknown (no pid)")
+    if pid:
+        print(f"peak memory   RSS {peak_rss / 1024:.1f} MiB, PSS {peak_pss / 1024:.1f} MiB")
+    else:
+        print("peak memory   unknown (no pid)")
     return 1 if errors or tally.dropped else 0
 
 
