@@ -128,6 +128,20 @@ def server_pid(url: str, own: subprocess.Popen[bytes] | None) -> int | None:
     return None
 
 
+def is_loopback(url: str) -> bool:
+    """True if the URL names this machine: localhost, 127.0.0.0/8 or ::1."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the load and print the report; 1 on any 5xx or dropped connection."""
     parser = argparse.ArgumentParser(prog="python -m tests.load.run", description=__doc__)
@@ -135,6 +149,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=60.0)
     parser.add_argument("--url", help="a running server (default: start one on 127.0.0.1)")
     args = parser.parse_args(argv)
+    if args.url and not is_loopback(args.url):
+        parser.error(f"--url {args.url}: the load test only sends traffic to this machine")
+    if args.clients < 1 or not 0 < args.duration <= 600:
+        parser.error("--clients must be at least 1 and --duration between 0 and 600 seconds")
+
+    if args.url:
+        try:
+            httpx.get(f"{args.url.rstrip('/')}/sparql", params={"query": "ASK {}"}, timeout=10)
+        except httpx.TransportError as err:
+            parser.error(f"--url {args.url}: no server answers there ({err})")
 
     own, url = (None, args.url.rstrip("/")) if args.url else start_server()
     try:
