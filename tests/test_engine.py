@@ -162,3 +162,26 @@ def test_a_killed_zygote_is_started_again(nquads: bytes) -> None:
                 await runaway
 
     asyncio.run(scenario())
+
+
+def test_no_worker_is_added_without_memory_to_spare(
+    nquads: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An added worker may come to copy the whole graph: none is added while the system has
+    less than twice the zygote's size available. Replacing a killed worker is not held back."""
+    import escap_kg.engine
+
+    async def scenario() -> None:
+        async with running(nquads, 1, 3) as engine:
+            (first,) = engine.pids()
+            monkeypatch.setattr(escap_kg.engine, "available_memory_kib", lambda: 1024)
+            runaway = asyncio.ensure_future(engine.query(QueryJob(SLOW, "json"), LIMIT))
+            await asyncio.sleep(0.5)
+            assert engine.pids() == [first]
+            assert nice(first) == 19
+            with pytest.raises(EngineError, match="time limit"):
+                await runaway
+            await until(lambda: len(engine.pids()) == 1 and first not in engine.pids())
+            assert await ask(engine, "ASK { ?s ?p ?o }")
+
+    asyncio.run(scenario())

@@ -712,6 +712,8 @@ class QueryEngine:
         if loop is None or self.closed:
             return
         while self._capacity() < self.size and len(self._all) + self._starting < self.max_size:
+            if len(self._all) + self._starting >= self.size and not self._memory_to_spare():
+                return
             self._starting += 1
 
             def spawn() -> None:
@@ -723,6 +725,19 @@ class QueryEngine:
                 loop.call_soon_threadsafe(self._arrived, worker)
 
             self._threads.submit(spawn)
+
+    def _memory_to_spare(self) -> bool:
+        """True if the machine could hold one more copy of the graph.
+
+        An added worker shares the zygote's pages at first, but Oxigraph's reads write to the
+        pages they use, so in time it may copy all of them: a worker beyond ``size`` is only
+        added while the available memory is over twice the zygote's resident size.
+        """
+        zygote = self._zygote
+        available = available_memory_kib()
+        if zygote is None or available is None:
+            return available is None  # no /proc/meminfo (not Linux): no way to tell
+        return available > 2 * _proc_kib(f"/proc/{zygote.pid}/status", "VmRSS:")
 
     def _failed_start(self) -> None:
         self._starting -= 1
@@ -990,6 +1005,23 @@ class QueryEngine:
                 self._zygote.kill()
         self._threads.shutdown(wait=False, cancel_futures=True)
         self._dir.cleanup()
+
+
+def _proc_kib(path: str, key: str) -> int:
+    """A value in KiB from a /proc file (``VmRSS:`` of a status file...), 0 if not there."""
+    try:
+        with open(path) as lines:
+            for line in lines:
+                if line.startswith(key):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def available_memory_kib() -> int | None:
+    """The memory the system can still give (MemAvailable), or None where it cannot say."""
+    return _proc_kib("/proc/meminfo", "MemAvailable:") or None
 
 
 async def _send_and_read(lease: _Lease, job: object) -> tuple[str, Any]:
