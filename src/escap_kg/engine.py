@@ -504,9 +504,13 @@ class _Forked:
         _wait_ready(self, timeout)
 
     def renice(self) -> None:
-        """Lower the worker's CPU priority for good (it cannot be raised back)."""
+        """Lower the worker's CPU priority for good (it cannot be raised back): nice 19, and
+        Linux's idle scheduling class, under which any ordinary process that wakes up takes the
+        CPU from it at once."""
         with contextlib.suppress(OSError):
             os.setpriority(os.PRIO_PROCESS, self.pid, 19)
+        with contextlib.suppress(AttributeError, OSError):
+            os.sched_setscheduler(self.pid, os.SCHED_IDLE, os.sched_param(0))
 
     def kill(self) -> None:
         """SIGKILL through the pidfd: its CPU work ends now; the zygote reaps it."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import gzip
 import hashlib
 import hmac
@@ -144,9 +145,15 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await running.start()
+        # What is loaded by now (the graph, the catalogue, the framework) stays for the life of
+        # the server: move it out of the garbage collector's sight. A full collection over it
+        # took about 100 ms, a pause every request in flight felt.
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:
+            gc.unfreeze()
             await running.close()
 
     app = FastAPI(
