@@ -341,7 +341,52 @@ def test_an_answer_cut_off_half_way_is_an_incomplete_response(tmp_path: Path) ->
         time.sleep(0.5)
         log = server.output()
         assert log.count("answer cut off after") == 2, log
+        assert log.count("POST /sparql 200") == 3, log
+        assert log.count(" incomplete\n") == 2, log
         assert f"the answer is larger than the limit of {limit:,} bytes" in log
         assert "Traceback" not in log, log
+    finally:
+        server.stop()
+
+
+def test_the_access_log_has_a_line_per_request_and_no_query_text_or_token() -> None:
+    """Method, path, status and duration for each request, at info level; never the query text
+    (a GET carries it in the query string) nor an update token."""
+    import re
+
+    token = "a-secret-update-token-0123456789"
+    marker = "querytextthatmustnotbelogged"
+    server = LiveServer(env={"ESCAP_KG_UPDATE_TOKEN": token}).wait()
+    try:
+        before = server.output().count(" escap_kg.access: ")
+        query = f'ASK {{ ?s ?p "{marker}" }}'
+        assert httpx.get(f"{server.url}/sparql", params={"query": query}).status_code == 200
+        update = f'INSERT DATA {{ <http://example.org/x> <http://example.org/y> "{marker}" }}'
+        for bearer, status in ((token, 204), ("wrong-token-wrong-token-wrong", 403)):
+            response = httpx.post(
+                f"{server.url}/sparql",
+                content=update,
+                headers={
+                    "Content-Type": "application/sparql-update",
+                    "Authorization": f"Bearer {bearer}",
+                },
+            )
+            assert response.status_code == status
+        assert httpx.get(f"{server.url}/nowhere").status_code == 404
+        time.sleep(0.3)
+        log = server.output()
+        lines = [line for line in log.splitlines() if " escap_kg.access: " in line][before:]
+        pattern = r"INFO escap_kg\.access: 127\.0\.0\.1 (GET|POST) (\S+) (\d{3}) \d+\.\dms$"
+        seen = [re.search(pattern, line) for line in lines]
+        assert all(seen), lines
+        assert [(m[1], m[2], m[3]) for m in seen if m] == [
+            ("GET", "/sparql", "200"),
+            ("POST", "/sparql", "204"),
+            ("POST", "/sparql", "403"),
+            ("GET", "/nowhere", "404"),
+        ]
+        assert marker not in log
+        assert token not in log
+        assert "wrong-token" not in log
     finally:
         server.stop()

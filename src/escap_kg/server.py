@@ -190,7 +190,8 @@ def create_app(
 
 
 class AccessLog:
-    """One log line per request: client, method, path, status and duration.
+    """One log line per request: client, method, path, status and duration, and ``incomplete``
+    when the response did not end (an answer cut off while streaming, or a client gone).
 
     The query string (which holds the query text of a GET) is logged only at DEBUG level.
     """
@@ -204,11 +205,14 @@ class AccessLog:
             return
         started = time.perf_counter()
         status = 0
+        complete = False
 
         async def send_and_note(message: Any) -> None:
-            nonlocal status
+            nonlocal status, complete
             if message["type"] == "http.response.start":
                 status = message["status"]
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                complete = True
             await send(message)
 
         try:
@@ -221,7 +225,13 @@ class AccessLog:
                 if access_log.isEnabledFor(logging.DEBUG) and scope.get("query_string"):
                     path += "?" + scope["query_string"].decode("latin-1")
                 access_log.info(
-                    "%s %s %s %d %.1fms", client[0], scope["method"], path, status, elapsed
+                    "%s %s %s %d %.1fms%s",
+                    client[0],
+                    scope["method"],
+                    path,
+                    status,
+                    elapsed,
+                    "" if complete else " incomplete",
                 )
 
 
