@@ -107,7 +107,7 @@ class Storm:
 
 
 @pytest.fixture(scope="module")
-def storm(server: LiveServer) -> Iterator[Storm]:
+def storm(server: LiveServer) -> Storm:
     """The measurements. The clients run in this process, which after the rest of the suite
     holds a large heap: the garbage collector is kept still while they run, so that its pauses
     are not counted as the server's latency."""
@@ -115,7 +115,7 @@ def storm(server: LiveServer) -> Iterator[Storm]:
     gc.freeze()
     gc.disable()
     try:
-        yield measure(server)
+        return measure(server)
     finally:
         gc.enable()
         gc.unfreeze()
