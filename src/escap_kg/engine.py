@@ -332,29 +332,20 @@ def _syntax_message(err: SyntaxError) -> str:
     return message
 
 
-def _source_from_args(option: str, path: str, extra: Sequence[str]) -> StoreSource:
-    return StoreSource(
+def worker_main(argv: Sequence[str]) -> None:
+    """Entry point of ``python -m escap_kg.engine --zygote FD (--snapshot FILE [EXTRA ...] |
+    --db DIR)``: the pool's zygote (see :func:`zygote_main`), which forks the workers.
+
+    Each EXTRA is a file path and a graph IRI separated by a tab. ``--zygote`` names the process
+    in process lists, where its forks show the same command line.
+    """
+    _, fd, option, path, *extra = argv
+    source = StoreSource(
         snapshot=Path(path) if option == "--snapshot" else None,
         database=Path(path) if option == "--db" else None,
         extra=tuple((Path(p), g) for p, _, g in (item.partition("\t") for item in extra)),
     )
-
-
-def worker_main(argv: Sequence[str]) -> None:
-    """Entry point of ``python -m escap_kg.engine FD (--snapshot FILE [EXTRA ...] | --db DIR)``.
-
-    Each EXTRA is a file path and a graph IRI separated by a tab. With ``--zygote`` first, the
-    process is the pool's zygote (see :func:`zygote_main`) rather than a worker.
-    """
-    if argv[0] == "--zygote":
-        fd, option, path, *extra = argv[1:]
-        zygote_main(
-            multiprocessing.connection.Connection(int(fd)), _source_from_args(option, path, extra)
-        )
-        return
-    fd, option, path, *extra = argv
-    source = _source_from_args(option, path, extra)
-    _Worker(multiprocessing.connection.Connection(int(fd)), source).serve()
+    zygote_main(multiprocessing.connection.Connection(int(fd)), source)
 
 
 def zygote_main(conn: multiprocessing.connection.Connection, source: StoreSource) -> None:
