@@ -179,6 +179,37 @@ def test_serve_refuses_a_file_that_does_not_parse(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
 
 
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["--max-workers", "0"], {}, "maximum number of workers (0) must be at least"),
+        (
+            ["--workers", "3", "--max-workers", "2"],
+            {},
+            "(2) must be at least the number of workers (3)",
+        ),
+        ([], {"ESCAP_KG_MAX_WORKERS": "many"}, "ESCAP_KG_MAX_WORKERS='many' is not a number"),
+        ([], {"ESCAP_KG_WORKERS": "0"}, "the number of workers must be at least 1"),
+    ],
+)
+def test_serve_refuses_bad_worker_counts(
+    args: list[str], env: dict[str, str], message: str
+) -> None:
+    import os
+
+    done = subprocess.run(
+        [sys.executable, "-m", "escap_kg", "serve", "--port", "1", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, **env},
+    )
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def test_serve_refuses_our_own_data_when_it_does_not_validate(tmp_path: Path) -> None:
     data = tmp_path / "data"
     data.mkdir()

@@ -185,3 +185,18 @@ def test_no_worker_is_added_without_memory_to_spare(
             assert await ask(engine, "ASK { ?s ?p ?o }")
 
     asyncio.run(scenario())
+
+
+def test_max_workers_alone_caps_the_pool(nquads: bytes) -> None:
+    """Without ``workers`` the pool has one per core, but never more than ``max_workers``."""
+
+    async def scenario() -> None:
+        engine = QueryEngine(nquads, max_workers=1)
+        await engine.start()
+        try:
+            assert (engine.size, engine.max_size) == (1, 1)
+            assert len(engine.pids()) == 1
+        finally:
+            await engine.close()
+
+    asyncio.run(scenario())

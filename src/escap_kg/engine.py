@@ -614,7 +614,8 @@ class QueryEngine:
     ) -> None:
         """``source`` is N-Quads to hold in memory (plus ``extra`` files, each loaded by every
         worker into its named graph), or the folder of an on-disk store."""
-        self.size = max(1, workers or os.cpu_count() or 1)
+        cores = os.cpu_count() or 1
+        self.size = max(1, workers or min(cores, max_workers or cores))
         self.max_size = max(self.size, max_workers or self.size + BURST)
         self.start_timeout = start_timeout
         self._dir = tempfile.TemporaryDirectory(prefix="escap-kg-")

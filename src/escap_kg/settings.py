@@ -43,7 +43,10 @@ class Settings:
         if self.workers is not None and self.workers < 1:
             raise ValueError("the number of workers must be at least 1")
         if self.max_workers is not None and self.max_workers < (self.workers or 1):
-            raise ValueError("the maximum number of workers must be at least the number of workers")
+            raise ValueError(
+                f"the maximum number of workers ({self.max_workers}) must be at least the "
+                f"number of workers ({self.workers or 1})"
+            )
         if self.update_token is not None and len(self.update_token) < 16:
             raise ValueError("the update token must be at least 16 characters long")
         if not self.base_iri.startswith(("http://", "https://")) or not self.base_iri.endswith("/"):
