@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from html.parser import HTMLParser
 
 import pytest
 
@@ -12,6 +11,7 @@ from escap_kg.namespaces import prefixes as graph_prefixes
 from escap_kg.queries import load_catalogue
 from escap_kg.settings import Settings
 from escap_kg.ui import STATIC_DIR, TEMPLATES_DIR, render_query_ui, script_json, storage_key
+from tests.markup import Page, parse
 
 YASGUI_DIR = STATIC_DIR / "yasgui"
 ASSETS = ("yasgui.min.js", "yasgui.min.css", "query-ui.js", "query-ui.css")
@@ -30,38 +30,6 @@ CDN_HOSTS = (
     "kit.fontawesome.com",
     "stackpath.bootstrapcdn.com",
 )
-
-
-class Page(HTMLParser):
-    """The parts of a page that the tests look at: tags, attributes, script bodies, text."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.tags: list[tuple[str, dict[str, str | None]]] = []
-        self.scripts: list[tuple[dict[str, str | None], str]] = []
-        self.text: list[str] = []
-        self._script: dict[str, str | None] | None = None
-        self._body: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.tags.append((tag, dict(attrs)))
-        if tag == "script":
-            self._script, self._body = dict(attrs), []
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "script" and self._script is not None:
-            self.scripts.append((self._script, "".join(self._body)))
-            self._script = None
-
-    def handle_data(self, data: str) -> None:
-        (self._body if self._script is not None else self.text).append(data)
-
-
-def parse(html: str) -> Page:
-    page = Page()
-    page.feed(html)
-    page.close()
-    return page
 
 
 def json_block(page: Page, element_id: str) -> object:
