@@ -8,7 +8,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import pytest
 
@@ -38,25 +38,36 @@ def free_port() -> int:
         return port
 
 
-class LiveServer:
-    """``escap-kg serve`` in a subprocess on 127.0.0.1, stopped when the test is done."""
+class ServerProcess:
+    """A server in a subprocess, its output in a log file, ready once ``ready_url`` answers
+    ``ASK {}``; always stopped with :meth:`stop`."""
 
-    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
-        import os
+    name = "the server"
+
+    def __init__(
+        self,
+        command: list[str],
+        ready_url: str,
+        log: Path | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         import subprocess
-        import sys
 
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = tempfile.NamedTemporaryFile(prefix="escap-kg-serve-", suffix=".log")  # noqa: SIM115
+        self.ready_url = ready_url
+        self.log = (
+            log.open("wb")
+            if log is not None
+            else tempfile.NamedTemporaryFile(prefix="escap-kg-serve-", suffix=".log")  # noqa: SIM115
+        )
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "escap_kg", "serve", "--port", str(self.port), *args],
+            command,
             env={**os.environ, **(env or {})},
+            stdin=subprocess.DEVNULL,
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
 
-    def wait(self, timeout: float = 60) -> LiveServer:
+    def wait(self, timeout: float = 60) -> Self:
         import time
 
         import httpx
@@ -64,14 +75,15 @@ class LiveServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"the server exited early:\n{self.output()}")
+                raise RuntimeError(f"{self.name} exited early:\n{self.output()}")
             try:
-                if httpx.get(f"{self.url}/sparql", params={"query": "ASK {}"}).status_code == 200:
+                answer = httpx.get(self.ready_url, params={"query": "ASK {}"}, timeout=2)
+                if answer.status_code == 200:
                     return self
             except httpx.TransportError:
                 pass
-            time.sleep(0.2)
-        raise RuntimeError(f"the server did not start in {timeout} s:\n{self.output()}")
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.name} did not answer in {timeout} s:\n{self.output()}")
 
     def output(self) -> str:
         self.log.flush()
@@ -85,8 +97,20 @@ class LiveServer:
             self.process.wait(10)
         except subprocess.TimeoutExpired:
             self.process.kill()
-            self.process.wait(5)
+            self.process.wait(10)
         self.log.close()
+
+
+class LiveServer(ServerProcess):
+    """``escap-kg serve`` in a subprocess on 127.0.0.1, stopped when the test is done."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+        import sys
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        command = [sys.executable, "-m", "escap_kg", "serve", "--port", str(self.port), *args]
+        super().__init__(command, f"{self.url}/sparql", env=env)
 
 
 @pytest.fixture(scope="session")

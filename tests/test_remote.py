@@ -9,12 +9,11 @@ import io
 import json
 import shutil
 import socket
-import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 import pyoxigraph as ox
@@ -36,7 +35,7 @@ from escap_kg.remote import (
 )
 from escap_kg.settings import Settings
 from escap_kg.store import KnowledgeGraph
-from tests.conftest import free_port
+from tests.conftest import ServerProcess, free_port
 
 EXPECTED = Path(__file__).parent / "expected"
 CATALOGUE = load_catalogue(Settings())
@@ -71,8 +70,10 @@ def oxigraph_command() -> str | None:
     return str(beside) if beside.exists() else None
 
 
-class OxigraphServer:
+class OxigraphServer(ServerProcess):
     """``oxigraph serve`` on 127.0.0.1 with a free port and its own folder; always stopped."""
+
+    name = "oxigraph"
 
     def __init__(self, folder: Path, *flags: str) -> None:
         command = oxigraph_command()
@@ -82,47 +83,13 @@ class OxigraphServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.query_url = f"{self.url}/query"
         self.store_url = f"{self.url}/store"
-        self.log_path = folder / "server.log"
-        self.log = self.log_path.open("wb")
-        self.process = subprocess.Popen(
-            [
-                command,
-                "serve",
-                "--location",
-                str(folder / "db"),
-                "--bind",
-                f"127.0.0.1:{self.port}",
-                *flags,
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
+        location = ["--location", str(folder / "db"), "--bind", f"127.0.0.1:{self.port}"]
+        super().__init__(
+            [command, "serve", *location, *flags], self.query_url, log=folder / "server.log"
         )
 
-    def wait(self, timeout: float = 30) -> OxigraphServer:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"oxigraph exited early:\n{self.output()}")
-            with contextlib.suppress(httpx.TransportError):
-                answer = httpx.get(self.query_url, params={"query": "ASK {}"}, timeout=2)
-                if answer.status_code == 200:
-                    return self
-            time.sleep(0.1)
-        raise RuntimeError(f"oxigraph did not answer in {timeout} s:\n{self.output()}")
-
-    def output(self) -> str:
-        self.log.flush()
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(10)
-        self.log.close()
+    def wait(self, timeout: float = 30) -> Self:
+        return super().wait(timeout)
 
 
 @contextlib.contextmanager
