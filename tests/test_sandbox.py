@@ -18,7 +18,7 @@ from pathlib import Path
 import pyoxigraph as ox
 import pytest
 
-from escap_kg.sandbox import SandboxError, _arch_for, guard_supported
+from escap_kg.sandbox import SandboxError, _arch_for, guard_supported, install_network_guard
 
 UNSUPPORTED = guard_supported()
 guarded = pytest.mark.skipif(
@@ -68,6 +68,11 @@ def test_no_new_socket_of_any_family_but_open_sockets_and_files_work(tmp_path: P
             print("pair", pair[1].recv(4).decode())
             pair[1].sendall(b"pong")
             print("pair", pair[0].recv(4).decode())
+            # What the zygote does with its socket to the server: wrap it, pass descriptors.
+            channel = socket.fromfd(pair[0].fileno(), socket.AF_UNIX, socket.SOCK_STREAM)
+            socket.send_fds(channel, [b"F"], [0])
+            message, fds, _, _ = socket.recv_fds(pair[1], 1, 1)
+            print("fd passed", message.decode(), len(fds))
             note = Path(folder) / "note.txt"
             note.write_text("written")
             print("file", note.read_text())
@@ -82,6 +87,7 @@ def test_no_new_socket_of_any_family_but_open_sockets_and_files_work(tmp_path: P
         f"AF_NETLINK refused {eacces}",
         "pair ping",
         "pair pong",
+        "fd passed F 1",
         "file written",
     ]
 
@@ -285,3 +291,14 @@ def test_unknown_architectures_and_32_bit_interpreters_are_refused() -> None:
         _arch_for("armv7l", 4)
     with pytest.raises(SandboxError, match=r"^unsupported 32-bit interpreter on x86_64$"):
         _arch_for("x86_64", 4)
+
+
+def test_an_unsupported_platform_is_named_and_the_guard_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(platform, "machine", lambda: "armv7l")
+    assert guard_supported() == "unsupported architecture armv7l"
+    with pytest.raises(SandboxError, match=r"^unsupported architecture armv7l$"):
+        install_network_guard()
+    monkeypatch.setattr(sys, "platform", "darwin")
+    assert guard_supported() == "not Linux"
