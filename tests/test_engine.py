@@ -169,12 +169,12 @@ def test_no_worker_is_added_without_memory_to_spare(
 ) -> None:
     """An added worker may come to copy the whole graph: none is added while the system has
     less than twice the zygote's size available. Replacing a killed worker is not held back."""
-    import escap_kg.engine
+    import escap_kg.pool
 
     async def scenario() -> None:
         async with running(nquads, 1, 3) as engine:
             (first,) = engine.pids()
-            monkeypatch.setattr(escap_kg.engine, "available_memory_kib", lambda: 1024)
+            monkeypatch.setattr(escap_kg.pool, "available_memory_kib", lambda: 1024)
             runaway = asyncio.ensure_future(engine.query(QueryJob(SLOW, "json"), LIMIT))
             await asyncio.sleep(0.5)
             assert engine.pids() == [first]

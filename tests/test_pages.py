@@ -76,8 +76,6 @@ def build_app(settings: Settings, kg: KnowledgeGraph) -> FastAPI:
 @pytest.fixture(scope="module")
 def client(kg: KnowledgeGraph) -> Iterator[TestClient]:
     app = build_app(Settings(workers=1), kg)
-    # The pages read through the engine only, as when serving an on-disk or upstream store.
-    app.state.escap.kg = None
     with TestClient(app) as test_client:
         yield test_client
 
@@ -714,7 +712,6 @@ def test_pages_over_an_upstream_store(kg: KnowledgeGraph, tmp_path: Path) -> Non
         app = create_app(Settings(workers=1), engine=RemoteEngine(server.query_url))
         if not any(getattr(route, "path", None) == "/id/{kind}/{slug}" for route in app.routes):
             add_page_routes(app, app.state.escap)
-        assert app.state.escap.kg is None
         with TestClient(app) as client:
             page = parse(client.get("/id/activity/fifth-appc").text)
             assert "11\u201317 December 2002" in page.plain

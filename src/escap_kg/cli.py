@@ -103,6 +103,13 @@ def query(
         str | None,
         typer.Option(help="Run it on this SPARQL 1.1 endpoint instead of the embedded graph."),
     ] = None,
+    allow_service: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A SPARQL endpoint the query may call with SERVICE (repeatable; none by "
+            "default), e.g. https://query.wikidata.org/sparql."
+        ),
+    ] = None,
 ) -> None:
     """Run a catalogue query, a query file or SPARQL text over the graph."""
     settings = _settings(data)
@@ -126,13 +133,37 @@ def query(
                 _fail("--data loads files locally; it does not go with --endpoint")
             _remote_query(endpoint, text, bindings, fmt, prefixes(settings.base_iri))
             return
+        _check_services(text, tuple(allow_service or ()))
         kg = KnowledgeGraph.load(settings)
         result = run(kg, text, bindings)
-        if fmt == "table":
-            _print_table(result, prefixes(settings.base_iri))
-        else:
-            sys.stdout.buffer.write(serialize_result(result, fmt))
-            sys.stdout.flush()
+        try:
+            if fmt == "table":
+                _print_table(result, prefixes(settings.base_iri))
+            else:
+                sys.stdout.buffer.write(serialize_result(result, fmt))
+                sys.stdout.flush()
+        except (OSError, RuntimeError, ValueError) as err:
+            # Oxigraph evaluates lazily: a SERVICE call fails while the rows are read.
+            _fail(f"query failed: {err}")
+
+
+def _check_services(text: str, allowed: tuple[str, ...]) -> None:
+    """Stop, in one line, a query whose SERVICE calls an endpoint not allowed."""
+    from escap_kg.inspection import RefusedError, check_services
+    from escap_kg.sparql import SparqlTextError, scan
+
+    try:
+        info = scan(text)
+        check_services(info, allowed)
+    except SparqlTextError as err:
+        _fail(f"malformed query: {err}")
+    except RefusedError as err:
+        targets = [t for t in dict.fromkeys(info.services) if t and t not in allowed]
+        if not targets:
+            _fail(err.message)
+        flags = " ".join(f"--allow-service {t}" for t in targets)
+        shown = ", ".join(targets)
+        _fail(f"this query needs the network (SERVICE to {shown}): run it with {flags}")
 
 
 def _remote_query(
@@ -557,16 +588,12 @@ def serve(
         if data:
             _fail("--data adds files to the in-memory graph; add them to a store with `load`")
         from escap_kg.database import open_for_serving
-        from escap_kg.engine import QueryEngine
+        from escap_kg.server import create_app, local_engine
 
         with _errors():
             settings = replace(settings, database=open_for_serving(db))
-        # The workers open the store while the web framework is still being imported.
-        engine = QueryEngine(
-            settings.database or db, workers=settings.workers, max_workers=settings.max_workers
-        )
+        engine = local_engine(settings, settings.database or db)
         engine.launch()
-        from escap_kg.server import create_app
 
         _run_server(create_app(settings, engine=engine), settings, host, port, f"the store in {db}")
         return
@@ -593,7 +620,7 @@ def serve(
         return
     # Files added for a session are parsed here once to check them (without keeping them),
     # then loaded by every worker itself, in memory: this process keeps no copy of them.
-    from escap_kg.engine import QueryEngine
+    from escap_kg.server import local_engine
     from escap_kg.store import check_parses
 
     extras = [sf for sf in source_files(settings) if sf.kind == "extra"]
@@ -601,12 +628,7 @@ def serve(
     with _errors():
         for sf in extras:
             counted += check_parses(sf)
-    engine = QueryEngine(
-        kg.nquads(),
-        workers=settings.workers,
-        max_workers=settings.max_workers,
-        extra=[(sf.path, sf.graph) for sf in extras],
-    )
+    engine = local_engine(settings, kg.nquads(), extra=[(sf.path, sf.graph) for sf in extras])
     engine.launch()
     summary = (
         f"{len(kg) + counted:,} statements from {len(kg.files) + len(extras)} files, in memory"

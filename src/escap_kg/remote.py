@@ -6,14 +6,15 @@ import asyncio
 import json
 import re
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import TypeAlias
 
 import httpx
 import pyoxigraph as ox
 
-from escap_kg.engine import Answer, EngineError, QueryJob, UpdateJob
+from escap_kg.inspection import RefusedError, inspect_query
+from escap_kg.jobs import Answer, EngineError, QueryJob, UpdateJob
 from escap_kg.sparql import GRAPH_TYPES, RESULT_TYPES, SparqlTextError, scan
 from escap_kg.store import KnowledgeGraph
 
@@ -415,6 +416,8 @@ class RemoteEngine:
         self._timeout = httpx.Timeout(None, connect=connect_timeout)
         self._client: httpx.AsyncClient | None = None
         self.closed = False
+        #: The store's version as far as this server can tell: updates go to the store itself.
+        self.generation = 0
 
     async def start(self) -> None:
         """Open the connection pool (and list the store's graphs, if they are needed)."""
@@ -450,12 +453,7 @@ class RemoteEngine:
         """Ask the store ``ASK {}``; raise :class:`EngineError` if it does not answer."""
         await (await self._query(QueryJob("ASK {}", "json"), timeout)).read()
 
-    async def update(
-        self,
-        job: UpdateJob,
-        timeout: float,
-        after_first: Callable[[], bytes | None] | None = None,
-    ) -> None:
+    async def update(self, job: UpdateJob, timeout: float) -> None:
         """Refused: this server is read-only in front of the store (EngineError 403)."""
         raise EngineError(403, READ_ONLY)
 
@@ -481,18 +479,20 @@ class RemoteEngine:
 
     def _request(
         self, job: QueryJob, emulate_union: bool
-    ) -> tuple[str, Mapping[str, str], str, dict[str, str | list[str]]]:
+    ) -> tuple[str, Mapping[str, str], str, dict[str, str | list[str]], QueryJob]:
         """The media type to ask for, the media types that name the same format, the BASE put
         before the text (so error positions can be given in the text as sent), and the form."""
         try:
-            info = scan(job.text)
-        except SparqlTextError as err:
-            raise EngineError(400, f"malformed query: {err}") from None
+            info, fmt, _ = inspect_query(job)
+        except RefusedError as err:
+            raise EngineError(err.status, err.message) from None
         graph_answer = info.form in ("CONSTRUCT", "DESCRIBE")
         table = GRAPH_MEDIA_TYPES if graph_answer else RESULT_MEDIA_TYPES
-        if job.result_format not in table:
+        if fmt not in table:
             kind = "a graph" if graph_answer else "solutions"
-            raise EngineError(406, f"cannot ask for {kind} as {job.result_format!r}")
+            raise EngineError(406, f"cannot ask for {kind} as {fmt!r}")
+        if fmt != job.result_format:
+            job = replace(job, result_format=fmt)
         text = job.text.removeprefix("\ufeff")
         prefix = ""
         if job.base_iri:
@@ -511,11 +511,12 @@ class RemoteEngine:
         if emulate and default_graphs is None and named_graphs is None:
             default_graphs = named_graphs = self.graphs or ()
         form = _form(text, default_graphs, named_graphs)
-        return table[job.result_format], GRAPH_TYPES if graph_answer else RESULT_TYPES, prefix, form
+        names = GRAPH_TYPES if graph_answer else RESULT_TYPES
+        return table[fmt], names, prefix, form, job
 
     async def _query(self, job: QueryJob, timeout: float, emulate_union: bool = True) -> Answer:
         client = self._client_or_fail()
-        media_type, names, prefix, form = self._request(job, emulate_union)
+        media_type, names, prefix, form, job = self._request(job, emulate_union)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         request = client.build_request(
@@ -554,7 +555,7 @@ class RemoteEngine:
                 chunk = await self._next(chunks, deadline, timeout)
                 if chunk is None:
                     await response.aclose()
-                    return Answer(job.result_format, b"".join(parts))
+                    return Answer(job.result_format, b"".join(parts), media_type=media_type)
                 size += len(chunk)
                 if job.max_bytes and size > job.max_bytes:
                     raise self._too_large(job.max_bytes)
@@ -563,7 +564,7 @@ class RemoteEngine:
             await response.aclose()
             raise
         rest = self._rest(response, chunks, size, job.max_bytes, deadline, timeout)
-        return Answer(job.result_format, b"".join(parts), rest)
+        return Answer(job.result_format, b"".join(parts), rest, media_type=media_type)
 
     async def _rest(
         self,

@@ -10,9 +10,10 @@ import hmac
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qsl
 
@@ -24,21 +25,22 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from escap_kg import __version__
-from escap_kg.engine import Answer, DumpJob, EngineError, QueryEngine, QueryJob, UpdateJob
+from escap_kg.engine import (
+    Answer,
+    DumpJob,
+    EngineError,
+    ExportJob,
+    QueryEngine,
+    QueryJob,
+    UpdateJob,
+    default_query_memory,
+)
 from escap_kg.export import EXPORT_FORMATS, ExportFormat
 from escap_kg.iris import prefixes
 from escap_kg.pages import add_page_routes
 from escap_kg.queries import IRI_CHARS, Query, load_catalogue
 from escap_kg.settings import Settings
-from escap_kg.sparql import (
-    GRAPH_TYPES,
-    QUERY_FORMS,
-    RESULT_TYPES,
-    SparqlTextError,
-    add_using_clauses,
-    negotiate,
-    scan,
-)
+from escap_kg.sparql import negotiate
 from escap_kg.store import KnowledgeGraph
 
 if TYPE_CHECKING:
@@ -83,36 +85,39 @@ class Download:
 class Engine(Protocol):
     """What the server needs of a query engine: the local worker pool or an upstream store."""
 
+    #: The version of the store: it changes whenever its content may have.
+    generation: int
+
     async def start(self) -> None: ...
 
     async def close(self) -> None: ...
 
     async def query(self, job: QueryJob, timeout: float) -> Answer: ...
 
-    async def update(
-        self,
-        job: UpdateJob,
-        timeout: float,
-        after_first: Callable[[], bytes | None] | None = None,
-    ) -> None: ...
+    async def update(self, job: UpdateJob, timeout: float) -> None: ...
 
 
 @dataclass
 class State:
-    """What the running application holds.
+    """What the running application holds: everything about the graph comes from ``engine``,
+    which holds the one authoritative store (this process never evaluates SPARQL itself).
 
-    ``kg`` is the graph held in memory (None when the workers serve an on-disk store or the
-    engine is an upstream store); everything else goes through ``engine``.
+    ``canonical_downloads``: the store is our own graph, small enough for the downloads to be
+    written in canonical form (else they stream from the store as it is).
     """
 
     settings: Settings
-    kg: KnowledgeGraph | None
     engine: Engine
     catalogue: list[Query]
-    generation: int = 0
+    canonical_downloads: bool = False
     downloads: dict[tuple[str, int], Download] = field(default_factory=dict)
     sparql_handler: Callable[[Request], Awaitable[Response]] | None = None
     stats: dict[int, Any] = field(default_factory=dict)
+
+    @property
+    def generation(self) -> int:
+        """The store's version, for caches of what is computed from it."""
+        return self.engine.generation
 
 
 def create_app(
@@ -129,17 +134,16 @@ def create_app(
     """
     settings = settings or Settings.from_env()
     catalogue = load_catalogue(settings)
+    canonical = False
     if engine is None:
         if settings.database is not None:
-            engine = QueryEngine(
-                settings.database, workers=settings.workers, max_workers=settings.max_workers
-            )
+            engine = local_engine(settings, settings.database)
         else:
-            kg = kg or KnowledgeGraph.load(settings)
-            engine = QueryEngine(
-                kg.nquads(), workers=settings.workers, max_workers=settings.max_workers
-            )
-    state = State(settings, kg, engine, catalogue)
+            # The graph goes to the engine's zygote as N-Quads; this process keeps no copy.
+            canonical = not settings.extra_files
+            engine = local_engine(settings, (kg or KnowledgeGraph.load(settings)).nquads())
+            kg = None
+    state = State(settings, engine, catalogue, canonical_downloads=canonical)
     running = engine
 
     @asynccontextmanager
@@ -187,6 +191,21 @@ def create_app(
     _add_download_routes(app, state)
     add_page_routes(app, state)
     return app
+
+
+def local_engine(
+    settings: Settings, source: bytes | Path, extra: Sequence[tuple[Path, str]] = ()
+) -> QueryEngine:
+    """The worker pool over ``source`` (N-Quads in memory, or an on-disk store) as the settings
+    say: its size, whether SERVICE may reach the network, the memory a query may take."""
+    return QueryEngine(
+        source,
+        workers=settings.workers,
+        max_workers=settings.max_workers,
+        extra=extra,
+        allow_service=bool(settings.service_allowlist),
+        max_query_memory=settings.max_query_memory or default_query_memory(),
+    )
 
 
 class AccessLog:
@@ -335,6 +354,10 @@ class AnswerStream(StreamingResponse):
     taking the part it got for the whole answer. The log says why, in one line.
     """
 
+    deadline: float = 0.0
+    send_timeout: float = 10.0
+    time_limit: float = 0.0
+
     async def stream_response(self, send: Any) -> None:
         await send(
             {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
@@ -342,7 +365,9 @@ class AnswerStream(StreamingResponse):
         sent = 0
         try:
             async for chunk in self.body_iterator:
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                await self._send_within_limits(
+                    send, {"type": "http.response.body", "body": chunk, "more_body": True}
+                )
                 sent += len(chunk)
         except EngineError as err:
             log.warning(
@@ -351,9 +376,29 @@ class AnswerStream(StreamingResponse):
             return
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
+    async def _send_within_limits(self, send: Any, message: Any) -> None:
+        """Send, or give up on a client that has not read for the send timeout or whose answer
+        has run out of its time limit (its connection is then closed)."""
+        limit = self.send_timeout
+        if self.deadline:
+            limit = min(limit, self.deadline - time.monotonic())
+        try:
+            async with asyncio.timeout(max(limit, 0.0)):
+                await send(message)
+        except TimeoutError:
+            if self.deadline and time.monotonic() >= self.deadline:
+                reason = (
+                    f"the answer was not delivered within the time limit of {self.time_limit:g} s"
+                )
+            else:
+                reason = f"the client read nothing for {self.send_timeout:g} s"
+            raise EngineError(503, reason) from None
 
-def answer_response(answer: Answer, media_type: str, headers: dict[str, str]) -> Response:
-    """A small answer whole; a large one streamed as the worker writes it."""
+
+def answer_response(
+    answer: Answer, media_type: str, headers: dict[str, str], settings: Settings | None = None
+) -> Response:
+    """A small answer whole; a large one streamed from its spool, within the time limit."""
     if answer.rest is None:
         return Response(answer.body, media_type=media_type, headers=headers)
     rest = answer.rest
@@ -363,7 +408,12 @@ def answer_response(answer: Answer, media_type: str, headers: dict[str, str]) ->
         async for chunk in rest:
             yield chunk
 
-    return AnswerStream(chunks(), media_type=media_type, headers=headers)
+    stream = AnswerStream(chunks(), media_type=media_type, headers=headers)
+    stream.deadline = answer.deadline
+    if settings is not None:
+        stream.send_timeout = settings.send_timeout
+        stream.time_limit = settings.query_timeout
+    return stream
 
 
 async def select_rows(state: State, text: str) -> list[dict[str, str]]:
@@ -582,101 +632,40 @@ def _add_sparql_routes(app: FastAPI, state: State) -> None:
         return Response(page, media_type="text/html")
 
 
-def _job_for(request: Request, state: State, op: Operation, text: str) -> tuple[QueryJob, str]:
-    try:
-        info = scan(text)
-    except SparqlTextError as err:
-        raise ProtocolError(400, f"malformed query: {err}") from None
-    if info.is_update:
-        raise ProtocolError(
-            400, "this is a SPARQL update; send it as 'update' (POST), not as a query"
-        )
-    if info.form not in QUERY_FORMS:
-        raise ProtocolError(
-            400, "malformed query: expected SELECT, ASK, CONSTRUCT or DESCRIBE after the prologue"
-        )
-    if info.uses_service:
-        allowed = state.settings.service_allowlist
-        refused = [target for target in info.services if target not in allowed]
-        if refused or not info.services:
-            shown = ", ".join(f"<{t}>" if t else "a variable or prefixed name" for t in refused)
-            raise ProtocolError(
-                400,
-                f"SERVICE to {shown or 'an unnamed endpoint'} is not allowed: this endpoint calls "
-                + (
-                    "only " + ", ".join(f"<{a}>" for a in allowed)
-                    if allowed
-                    else "no other endpoint (start it with --allow-service URL to allow one)"
-                ),
-            )
-    offers = list(RESULT_TYPES if info.form in ("SELECT", "ASK") else GRAPH_TYPES)
-    chosen = negotiate(request.headers.get("accept"), offers)
-    if chosen is None:
-        raise ProtocolError(
-            406,
-            f"cannot answer a {info.form} query in any type the Accept header allows; "
-            f"available: {', '.join(offers)}",
-        )
-    result_format = (RESULT_TYPES if info.form in ("SELECT", "ASK") else GRAPH_TYPES)[chosen]
+def _query_job(request: Request, state: State, op: Operation, text: str) -> QueryJob:
+    """The job for a protocol query: the worker inspects the text and negotiates the type."""
     default_graphs = op.graphs("default-graph-uri")
     named_graphs = op.graphs("named-graph-uri")
     protocol_dataset = bool(default_graphs or named_graphs)
-    job = QueryJob(
+    return QueryJob(
         text=text,
-        result_format=result_format,
+        accept=request.headers.get("accept"),
         base_iri=state.settings.base_iri,
         default_graphs=tuple(default_graphs) if protocol_dataset else None,
         named_graphs=tuple(named_graphs) if protocol_dataset else None,
-        union_default_graph=not info.has_dataset_clause,
         max_bytes=state.settings.max_result_bytes,
+        allowed_services=state.settings.service_allowlist,
     )
-    return job, chosen
 
 
 async def _run_query(request: Request, state: State, op: Operation) -> Response:
     assert op.query is not None  # noqa: S101 - checked by the caller
-    job, media_type = _job_for(request, state, op, op.query)
+    job = _query_job(request, state, op, op.query)
     answer = await state.engine.query(job, state.settings.query_timeout)
-    return answer_response(answer, media_type, {"Vary": "Accept"})
+    return answer_response(answer, answer.media_type, {"Vary": "Accept"}, state.settings)
 
 
 async def _run_update(request: Request, state: State, op: Operation) -> Response:
     assert op.update is not None  # noqa: S101 - checked by the caller
     _authorise(request, state.settings)
-    text = op.update
-    try:
-        info = scan(text)
-    except SparqlTextError as err:
-        raise ProtocolError(400, f"malformed update: {err}") from None
-    if not info.is_update:
-        raise ProtocolError(400, "this is not a SPARQL update; send queries as 'query'")
-    if info.uses_load:
-        raise ProtocolError(400, "LOAD fetches documents from the network and is not allowed")
-    using = op.graphs("using-graph-uri")
-    using_named = op.graphs("using-named-graph-uri")
-    if using or using_named:
-        if info.names_update_dataset:
-            raise ProtocolError(
-                400,
-                "the update names its own dataset (USING or WITH) and the request names one too",
-            )
-        text = add_using_clauses(text, info.tokens, using, using_named)
-    kg = state.kg
-
-    def apply_to_reference() -> bytes | None:
-        if kg is None:
-            return None
-        kg.store.update(text, base_iri=state.settings.base_iri)
-        kg.__dict__.pop("dataset", None)
-        kg.__dict__.pop("union", None)
-        return kg.nquads()
-
-    await state.engine.update(
-        UpdateJob(text, base_iri=state.settings.base_iri),
-        state.settings.query_timeout,
-        after_first=apply_to_reference,
+    job = UpdateJob(
+        op.update,
+        base_iri=state.settings.base_iri,
+        using=tuple(op.graphs("using-graph-uri")),
+        using_named=tuple(op.graphs("using-named-graph-uri")),
+        allowed_services=state.settings.service_allowlist,
     )
-    state.generation += 1
+    await state.engine.update(job, state.settings.query_timeout)
     return Response(status_code=204)
 
 
@@ -810,25 +799,21 @@ def _add_api_routes(app: FastAPI, state: State) -> None:
             if fmt not in formats:
                 raise ProtocolError(400, f"_format must be one of {', '.join(formats)}")
             accept = formats[fmt]
-        info = scan(query.text)
-        offers = list(RESULT_TYPES if info.form in ("SELECT", "ASK") else GRAPH_TYPES)
-        chosen = negotiate(accept, offers)
-        if chosen is None:
-            raise ProtocolError(406, f"this query's answer is available as {', '.join(offers)}")
-        table = RESULT_TYPES if info.form in ("SELECT", "ASK") else GRAPH_TYPES
         job = QueryJob(
             text=query.text,
-            result_format=table[chosen],
+            accept=accept,
             base_iri=state.settings.base_iri,
             max_bytes=state.settings.max_result_bytes,
             bindings=tuple(sorted(bindings.items())),
+            allowed_services=state.settings.service_allowlist,
         )
         answer = await state.engine.query(job, state.settings.query_timeout)
+        chosen = answer.media_type
         headers = {"Vary": "Accept"}
         if chosen in ("text/csv", "text/tab-separated-values"):
             suffix = "csv" if chosen == "text/csv" else "tsv"
             headers["Content-Disposition"] = f'inline; filename="{query_id}.{suffix}"'
-        return answer_response(answer, chosen, headers)
+        return answer_response(answer, chosen, headers, state.settings)
 
 
 # Downloads and the dataset description ----------------------------------------------------------
@@ -848,14 +833,14 @@ def _add_download_routes(app: FastAPI, state: State) -> None:
             raise ProtocolError(
                 404, f"no download escap-kg.{suffix}; try {', '.join(sorted(DOWNLOADS))}"
             )
-        if state.kg is None:
+        engine = state.engine
+        if not state.canonical_downloads or not isinstance(engine, QueryEngine):
             return await _stream_download(state, spec, suffix)
         key = (spec.name, state.generation)
         item = state.downloads.get(key)
         if item is None:
-            from escap_kg.export import export
-
-            body = await asyncio.to_thread(export, state.kg, spec.name)
+            job = ExportJob(spec.name, state.settings.base_iri)
+            body = await engine.export(job, max(state.settings.query_timeout, 300.0))
             item = Download(
                 body,
                 gzip.compress(body, mtime=0),

@@ -25,6 +25,10 @@ class Settings:
     max_result_bytes: int = 100 * 1024 * 1024
     max_body_bytes: int = 1024 * 1024
     update_token: str | None = field(default=None, repr=False)
+    #: Seconds a client may go without reading a streamed answer before it is dropped.
+    send_timeout: float = 10.0
+    #: Bytes of memory one query may take in its worker (0: a quarter of the machine's memory).
+    max_query_memory: int = 0
     workers: int | None = None
     #: Workers in all, counting those added while long queries hold workers (workers + 4).
     max_workers: int | None = None
@@ -35,6 +39,10 @@ class Settings:
     def __post_init__(self) -> None:
         if self.query_timeout <= 0 or self.max_result_bytes <= 0 or self.max_body_bytes <= 0:
             raise ValueError("the query timeout and the size limits must be positive")
+        if self.send_timeout <= 0:
+            raise ValueError("the send timeout must be positive")
+        if self.max_query_memory < 0:
+            raise ValueError("the memory limit per query must be positive (or 0 for the default)")
         for endpoint in self.service_allowlist:
             if not endpoint.startswith(("http://", "https://")) or any(
                 c in endpoint for c in " <>"
@@ -72,6 +80,8 @@ class Settings:
             ("query_timeout", float),
             ("max_result_bytes", int),
             ("max_body_bytes", int),
+            ("send_timeout", float),
+            ("max_query_memory", int),
             ("workers", int),
             ("max_workers", int),
         ):

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyoxigraph as ox
 
-from escap_kg.engine import QueryJob
+from escap_kg.jobs import QueryJob
 from escap_kg.pages.terms import (
     DCTERMS,
     EKG,
