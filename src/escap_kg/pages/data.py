@@ -36,6 +36,7 @@ from escap_kg.pages.terms import (
     period,
     prefixed,
     property_words,
+    safe_href,
     span,
     words,
 )
@@ -297,13 +298,16 @@ class Source:
     """Where a statement comes from, as a small badge: ``¶2`` or ``other public sources``."""
 
     text: str
-    href: str
+    href: str | None
     title: str
 
 
 @dataclass
 class Value:
-    """One value of a property on a page: a link to our page, an outgoing link, or a literal."""
+    """One value of a property on a page: a link to our page, an outgoing link, or a literal.
+
+    ``href`` is only ever one of our routes or an IRI that :func:`safe_href` allows.
+    """
 
     text: str
     href: str | None = None
@@ -358,12 +362,23 @@ class ExternalLink:
     citation: str | None
     details: str | None
 
+    @property
+    def href(self) -> str | None:
+        """The link to the identifier in its dataset, if it is safe to link."""
+        return safe_href(self.iri)
+
+    @property
+    def source_href(self) -> str | None:
+        """The link to where the alignment was found, if it is a web address safe to link."""
+        return safe_href(self.source)
+
 
 @dataclass(frozen=True)
 class SourceLink:
-    """Where a graph comes from: one of our resources (a page) or a public web address."""
+    """Where a graph comes from: one of our resources (a page), a public web address, or (when
+    it is not safe to link) text."""
 
-    href: str
+    href: str | None
     text: str
     external: bool
 
@@ -386,9 +401,9 @@ class GraphInfo:
             title = f"stated in paragraph {self.paragraph} of the source document"
             return Source(f"\u00b6{self.paragraph}", self.paragraph_href, title)
         if any(s.external for s in self.sources):
-            return Source("other public sources", self.href or self.iri, self.label)
+            return Source("other public sources", self.href, self.label)
         if self.sources:
-            return Source("source document", self.href or self.iri, self.label)
+            return Source("source document", self.href, self.label)
         return None
 
 
@@ -557,15 +572,15 @@ class Catalogue:
                         info["sources"][source] = SourceLink(path, text, False)
                     else:
                         text = source.split("://", 1)[-1]
-                        info["sources"][source] = SourceLink(source, text, True)
+                        info["sources"][source] = SourceLink(safe_href(source), text, True)
                     if "n" in row:
                         info["n"] = int(row["n"].value)
-                        info["para"] = path or source
+                        info["para"] = path or safe_href(source)
             return {
                 iri: GraphInfo(
                     iri,
                     info["label"] or iri.rsplit("/", 1)[-1],
-                    self.paths.path(iri),
+                    self.paths.href(iri),
                     info["n"],
                     info["para"],
                     tuple(link for _, link in sorted(info["sources"].items())),
@@ -819,10 +834,10 @@ class Catalogue:
             node = self.node(term.value, names, neighbour_types.get(term.value, set()), vocabulary)
             if predicate == RDF_TYPE and node.kind == "other":
                 text = f"{class_words(term.value, vocabulary)} ({prefixed(term.value)})"
-                return Value(text, term.value, None, term.value, sources=sources)
+                return Value(text, node.href, None, term.value, sources=sources)
             return Value(
                 node.label,
-                node.href or term.value,
+                node.href,
                 node.dataset if node.kind == "external" else None,
                 term.value,
                 sources=sources,
@@ -921,7 +936,7 @@ class Catalogue:
         dataset = dataset_of(iri)
         if dataset is not None and path is None:
             name, code = dataset
-            return Node(iri, names.get(iri) or code, iri, "external", name)
+            return Node(iri, names.get(iri) or code, safe_href(iri), "external", name)
         if path is not None:
             kind = self.paths.kind(iri) or "ontology"
             if kind == "ontology":
@@ -929,10 +944,10 @@ class Catalogue:
             else:
                 label = names.get(iri) or self.paths.slug_words(iri)
             return Node(iri, label, path, kind)
-        return Node(iri, names.get(iri) or prefixed(iri), iri, "other")
+        return Node(iri, names.get(iri) or prefixed(iri), safe_href(iri), "other")
 
     def _term_href(self, iri: str) -> str | None:
-        return self.paths.path(iri) or iri
+        return self.paths.href(iri)
 
     def _external_links(
         self,
@@ -1035,7 +1050,7 @@ def _type_nodes(iris: list[str], vocabulary: dict[str, str], catalogue: Catalogu
         if label in seen:
             continue
         seen.add(label)
-        nodes.append(Node(iri, label, catalogue.paths.path(iri) or iri, "ontology"))
+        nodes.append(Node(iri, label, catalogue.paths.href(iri), "ontology"))
     return nodes
 
 

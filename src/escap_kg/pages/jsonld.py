@@ -7,7 +7,7 @@ from typing import Any
 import pyoxigraph as ox
 
 from escap_kg.pages.data import Resource
-from escap_kg.pages.terms import DCTERMS, EKG, ORG, PROV, RDFS, SCHEMA, SKOS, dataset_of
+from escap_kg.pages.terms import DCTERMS, EKG, ORG, PROV, RDFS, SCHEMA, SKOS, dataset_of, safe_href
 
 Json = dict[str, Any]
 
@@ -67,16 +67,29 @@ def _one_or_many(items: list[Any]) -> Any:
     return items[0] if len(items) == 1 else items
 
 
+def add_addresses(data: Json, **addresses: str | None) -> Json:
+    """``data`` with each address (``url``, ``license``...) that :func:`safe_href` allows; an
+    address that is missing or not safe to link is left out."""
+    for key, address in addresses.items():
+        href = safe_href(address)
+        if href is not None:
+            data[key] = href
+    return data
+
+
 def resource_jsonld(resource: Resource, page_url: str) -> Json:
-    """schema.org JSON-LD for a resource page: Event, Organization, Country, DefinedTerm..."""
+    """schema.org JSON-LD for a resource page: Event, Organization, Country, DefinedTerm...
+
+    ``url`` and ``sameAs`` hold only addresses :func:`safe_href` allows.
+    """
     kind = schema_type(resource.type_iris)
     data: Json = {
         "@context": "https://schema.org",
         "@type": kind,
         "@id": resource.iri,
         "name": resource.label,
-        "url": page_url,
     }
+    add_addresses(data, url=page_url)
     if resource.alt_labels:
         data["alternateName"] = _one_or_many(resource.alt_labels)
     texts = [value.text for _, value in resource.texts]
@@ -86,6 +99,7 @@ def resource_jsonld(resource: Resource, page_url: str) -> Json:
     same += [
         iri for iri in _iris(resource, f"{SKOS}exactMatch") if iri not in same and dataset_of(iri)
     ]
+    same = [iri for iri in same if safe_href(iri)]
     if same:
         data["sameAs"] = _one_or_many(same)
     subjects = [
@@ -158,13 +172,14 @@ def dataset_jsonld(
     page_url: str, description: str, counts: dict[str, int], downloads: list[tuple[str, str]]
 ) -> Json:
     """schema.org Dataset for the home page: what, when, where, licence and downloads."""
-    return {
+    data: Json = {
         "@context": "https://schema.org",
         "@type": "Dataset",
         "name": "escap-kg: ESCAP's work on international migration, 2001-2003",
         "description": description,
-        "url": page_url,
-        "license": "https://creativecommons.org/licenses/by/4.0/",
+    }
+    add_addresses(data, url=page_url, license="https://creativecommons.org/licenses/by/4.0/")
+    return data | {
         "temporalCoverage": "2001/2003",
         "spatialCoverage": {"@type": "Place", "name": "Asia and the Pacific"},
         "keywords": ["international migration", "ESCAP", "United Nations", "knowledge graph"],
@@ -180,4 +195,4 @@ def dataset_jsonld(
     }
 
 
-__all__ = ["dataset_jsonld", "resource_jsonld", "schema_type"]
+__all__ = ["add_addresses", "dataset_jsonld", "resource_jsonld", "schema_type"]

@@ -24,6 +24,7 @@ from escap_kg.pages.terms import (
     iri_ref,
     local_name,
     prefixed,
+    safe_href,
     words,
 )
 
@@ -40,10 +41,11 @@ KINDS = {
 
 @dataclass(frozen=True)
 class Ref:
-    """A term named on the page: ours (an anchor on this page) or another vocabulary's."""
+    """A term named on the page: ours (an anchor on this page) or another vocabulary's (a link
+    when its IRI is safe to link, else text)."""
 
     text: str
-    href: str
+    href: str | None
     iri: str
     ours: bool
 
@@ -88,6 +90,16 @@ class OntologyDoc:
     datatype_properties: list[TermDoc]
     diagram: Markup
     nt: bytes
+
+    @property
+    def license_href(self) -> str | None:
+        """The link to the licence, when its IRI is safe to link."""
+        return safe_href(self.license)
+
+    @property
+    def see_also_links(self) -> list[tuple[str, str | None]]:
+        """``(IRI, link or None)`` for each ``rdfs:seeAlso`` of the ontology."""
+        return [(iri, safe_href(iri)) for iri in self.see_also]
 
     @property
     def terms(self) -> list[TermDoc]:
@@ -155,7 +167,7 @@ async def ontology_doc(state: State, graph: str) -> OntologyDoc:
     def ref(iri: str) -> Ref:
         if iri in own:
             return Ref(own[iri].anchor, f"#{own[iri].anchor}", iri, True)
-        return Ref(prefixed(iri), iri, iri, False)
+        return Ref(prefixed(iri), safe_href(iri), iri, False)
 
     for iri, doc in own.items():
         parent_property = f"{RDFS}subClassOf" if doc.kind == "class" else f"{RDFS}subPropertyOf"
@@ -181,7 +193,7 @@ async def ontology_doc(state: State, graph: str) -> OntologyDoc:
             x = row["x"].value
             label = row["label"].value if "label" in row else paths.slug_words(x)
             if all(n.iri != x for n in doc.instances):
-                doc.instances.append(Node(x, label, paths.path(x), paths.kind(x) or "other"))
+                doc.instances.append(Node(x, label, paths.href(x), paths.kind(x) or "other"))
     for row in usage_rows:
         if row["p"].value in own:
             own[row["p"].value].usage = int(row["n"].value)

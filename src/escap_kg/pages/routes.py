@@ -353,7 +353,7 @@ class Pages:
                 subjects.append(
                     {
                         "iri": subject,
-                        "href": self.paths.path(subject) or subject,
+                        "href": self.paths.href(subject),
                         "label": row["label"].value if "label" in row else subject,
                         "count": int(row["n"].value),
                     }
@@ -406,26 +406,28 @@ class Pages:
         if media != HTML:
             return self.rdf_response(doc.nt, media, "/ontology", negotiated)
         page_url = str(request.url.replace(query="", fragment=""))
-        data = {
-            "@context": "https://schema.org",
-            "@type": "DefinedTermSet",
-            "@id": doc.iri,
-            "name": doc.title,
-            "description": doc.description,
-            "url": page_url,
-            "version": doc.version,
-            "license": doc.license,
-            "hasDefinedTerm": [
-                {
-                    "@type": "DefinedTerm",
-                    "@id": term.iri,
-                    "name": term.label,
-                    "description": term.definition,
-                    "termCode": term.anchor,
-                }
-                for term in doc.terms
-            ],
-        }
+        data = jsonld.add_addresses(
+            {
+                "@context": "https://schema.org",
+                "@type": "DefinedTermSet",
+                "@id": doc.iri,
+                "name": doc.title,
+                "description": doc.description,
+                "version": doc.version,
+            },
+            url=page_url,
+            license=doc.license,
+        )
+        data["hasDefinedTerm"] = [
+            {
+                "@type": "DefinedTerm",
+                "@id": term.iri,
+                "name": term.label,
+                "description": term.definition,
+                "termCode": term.anchor,
+            }
+            for term in doc.terms
+        ]
         page = render(
             "ontology.html",
             title=doc.title,
@@ -470,17 +472,17 @@ class Pages:
     async def search(self, request: Request) -> Response:
         """``/search?q=``: resources whose names contain every word of the query."""
         query = " ".join(request.query_params.get("q", "").split())[:200]
-        results: list[dict[str, str]] = []
+        results: list[dict[str, str | None]] = []
         if query:
             needles = query.lower().split()
             for entry in await self.catalogue.search_index():
                 text = " ".join(entry.names).lower() + " " + entry.iri.lower()
                 if all(n in text for n in needles):
-                    href = self.paths.path(entry.iri) or entry.iri
+                    href = self.paths.href(entry.iri)
                     results.append(
                         {"iri": entry.iri, "label": entry.label, "kind": entry.kind, "href": href}
                     )
-            results = sorted(results, key=lambda r: r["label"].lower())[:100]
+            results = sorted(results, key=lambda r: str(r["label"]).lower())[:100]
         page = render(
             "search.html",
             title=f"Search: {query}" if query else "Search",

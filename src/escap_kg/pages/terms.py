@@ -27,6 +27,9 @@ SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 EXTRA_GRAPH = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$")
 #: What may sit between ``<`` and ``>`` of an IRI in SPARQL text, and nothing else.
 SAFE_IRI = re.compile(r"^https?://[^\s<>\"{}|\\^`]+$")
+#: The start of an IRI a page may link to: the scheme exactly so (lowercase, nothing before it),
+#: then a host for http and https, an address for mailto.
+LINKABLE = re.compile(r"(?:https?://[^/?#]|mailto:.)")
 
 #: Suffixes that ask for one RDF syntax without an Accept header, and the media type each gives.
 SUFFIX_TYPES: dict[str, str] = {
@@ -255,6 +258,10 @@ class Paths:
                 return f"/graph/{name}"
         return None
 
+    def href(self, iri: str) -> str | None:
+        """Where a page links for an IRI: our route for it, else the IRI if it is safe to link."""
+        return self.path(iri) or safe_href(iri)
+
     def kind(self, iri: str) -> str | None:
         """The resource kind (``activity``, ``theme``...) of one of our IRIs."""
         if iri.startswith(self.id_base):
@@ -267,6 +274,19 @@ class Paths:
     def slug_words(self, iri: str) -> str:
         """A readable name for one of our IRIs that has no label: its slug in words."""
         return words(local_name(iri))
+
+
+def safe_href(iri: str | None) -> str | None:
+    """``iri`` when a page may link to it (http, https or mailto), else None: shown as text.
+
+    The scheme is read as written, with nothing stripped: ``javascript:``, ``data:``, ``file:``,
+    ``urn:``, blank nodes, relative references, and a scheme in odd case or behind whitespace or
+    control characters (``" JavaScript:"``, ``"java\\tscript:"``) are never links. Nor is a value
+    with whitespace, control or formatting characters anywhere, which no IRI has.
+    """
+    if not iri or not iri.isprintable() or " " in iri:
+        return None
+    return iri if LINKABLE.match(iri) else None
 
 
 def checked_iri(iri: str) -> str:
@@ -373,6 +393,7 @@ __all__ = [
     "period",
     "prefixed",
     "property_words",
+    "safe_href",
     "span",
     "split_suffix",
     "words",
