@@ -520,6 +520,14 @@ def serve(
     max_body_bytes: Annotated[
         int | None, typer.Option(help="Largest request body, in bytes (1 MiB).")
     ] = None,
+    max_query_memory: Annotated[
+        int | None,
+        typer.Option(help="Memory one query may take, in bytes (a quarter of the machine's)."),
+    ] = None,
+    send_timeout: Annotated[
+        float | None,
+        typer.Option(help="Seconds a client may go without reading an answer (10)."),
+    ] = None,
     workers: Annotated[
         int | None,
         typer.Option(help="Query worker processes kept for short queries (one per core)."),
@@ -566,6 +574,8 @@ def serve(
             query_timeout=query_timeout,
             max_result_bytes=max_result_bytes,
             max_body_bytes=max_body_bytes,
+            max_query_memory=max_query_memory,
+            send_timeout=send_timeout,
             workers=workers,
             max_workers=max_workers,
             update_token=update_token,
