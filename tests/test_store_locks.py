@@ -351,3 +351,15 @@ def test_pin_errors_are_one_line(tmp_path: Path) -> None:
     (tmp_path / "plain").mkdir()
     with pytest.raises(DataError, match="not an escap-kg store"):
         pin(tmp_path / "plain")
+
+
+def test_a_load_removes_staging_left_by_a_killed_load_even_if_its_pid_is_in_use_again(
+    tmp_path: Path, settings: Settings
+) -> None:
+    database = tmp_path / "db"
+    stale = tmp_path / "db.loading-1"  # pid 1 is always alive
+    stale.mkdir()
+    (stale / "000001.sst").write_bytes(b"half written")
+    load(database, [turtle(tmp_path / "alpha.ttl", "alpha", 3)], settings, include_embedded=False)
+    assert not stale.exists()
+    assert graphs(database) == {f"{EXTRA}alpha": 3}

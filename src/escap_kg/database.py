@@ -136,13 +136,14 @@ def writer_lock(
 
 
 def _holder(fd: int) -> int | None:
-    """The pid written in a lock file; its holder may be about to write it, so look twice."""
+    """The pid written in a lock file. A new holder may not have written its own yet (the file
+    is empty, or names a holder that died), so look again for a little while."""
     for _ in range(20):
         try:
             text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
         except OSError:
             return None
-        if text.isdigit():
+        if text.isdigit() and _alive(int(text)):
             return int(text)
         time.sleep(0.01)
     return None
@@ -392,8 +393,8 @@ def load(
         raise DataError(database, f"cannot use this folder: {_plain(err)}") from None
     with writer_lock(database, wait=wait, on_wait=on_wait):
         report = _load_locked(database, sources, extra, settings.base_iri, replace, progress)
+        report.disk_bytes = sum(p.stat().st_size for p in database.rglob("*") if p.is_file())
     report.seconds = time.monotonic() - started
-    report.disk_bytes = sum(p.stat().st_size for p in database.rglob("*") if p.is_file())
     return report
 
 
@@ -456,11 +457,10 @@ def _plain(err: OSError) -> str:
 
 
 def _remove_stale_staging(database: Path) -> None:
-    """Remove the staging folders of loads whose process is gone (killed half way)."""
+    """Remove the staging folders of loads killed half way (run under the writer lock, which
+    every load holds: any staging folder found then is stale, even if its pid is in use again)."""
     for stale in database.parent.glob(f"{database.name}{STAGING}*"):
-        pid = stale.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
-            shutil.rmtree(stale, ignore_errors=True)
+        shutil.rmtree(stale, ignore_errors=True)
 
 
 def _alive(pid: int) -> bool:
