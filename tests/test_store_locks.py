@@ -363,3 +363,20 @@ def test_a_load_removes_staging_left_by_a_killed_load_even_if_its_pid_is_in_use_
     load(database, [turtle(tmp_path / "alpha.ttl", "alpha", 3)], settings, include_embedded=False)
     assert not stale.exists()
     assert graphs(database) == {f"{EXTRA}alpha": 3}
+
+
+def test_closing_a_pin_in_a_forked_child_keeps_it_pinned(
+    tmp_path: Path, settings: Settings
+) -> None:
+    database = tmp_path / "db"
+    load(database, [turtle(tmp_path / "alpha.ttl", "alpha", 3)], settings, include_embedded=False)
+    pinned = pin(database)
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child's own exit code is the result
+        pinned.close()
+        os._exit(0)
+    assert os.waitpid(child, 0)[1] == 0
+    load(database, [turtle(tmp_path / "beta.ttl", "beta", 5)], settings, include_embedded=False)
+    assert size(pinned.path) == 3
+    pinned.close()
+    assert len(remove_unpinned_retired(database)) == 1

@@ -92,6 +92,7 @@ class WriterLock:
                 break
             os.close(fd)
         self.fd = fd
+        self.owner = os.getpid()
         # On a full disk the lock holds all the same; its messages just lack the pid.
         with contextlib.suppress(OSError):
             os.ftruncate(fd, 0)
@@ -107,12 +108,14 @@ class WriterLock:
         """Give the lock up and remove its file (both idempotent)."""
         if self.fd < 0:
             return
-        _HELD.discard((self.database, threading.get_ident()))
-        if _same_file(self.fd, self.path):
-            with contextlib.suppress(OSError):
-                self.path.unlink()
-        # Unlock explicitly: forked children may hold copies of the descriptor.
-        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        if os.getpid() == self.owner:
+            _HELD.discard((self.database, threading.get_ident()))
+            if _same_file(self.fd, self.path):
+                with contextlib.suppress(OSError):
+                    self.path.unlink()
+            # Unlock explicitly: forked children may hold copies of the descriptor.
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+        # In a forked child, only its copy of the descriptor goes: the lock stays its parent's.
         os.close(self.fd)
         self.fd = -1
 
@@ -175,7 +178,8 @@ class Pin:
         self.fd = fd
         info = os.fstat(fd)
         self.version: tuple[int, int] = (info.st_dev, info.st_ino)
-        self.path = f"/proc/{os.getpid()}/fd/{fd}"
+        self.owner = os.getpid()
+        self.path = f"/proc/{self.owner}/fd/{fd}"
 
     @property
     def closed(self) -> bool:
@@ -194,11 +198,15 @@ class Pin:
         return (info.st_dev, info.st_ino) != self.version
 
     def close(self) -> None:
-        """Release the version (idempotent). Call it once no reader uses :attr:`path`."""
+        """Release the version (idempotent) once no reader uses :attr:`path` any more.
+
+        In a forked child this only closes the child's copy of the descriptor: the pin stays.
+        """
         if self.fd < 0:
             return
-        # Unlock explicitly: forked children may hold copies of the descriptor.
-        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        if os.getpid() == self.owner:
+            # Unlock explicitly: forked children may hold copies of the descriptor.
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
         os.close(self.fd)
         self.fd = -1
 
