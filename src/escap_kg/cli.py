@@ -420,11 +420,19 @@ def load(
     replace_store: Annotated[
         bool, typer.Option("--replace", help="Start from an empty store, not the current one.")
     ] = False,
+    no_wait: Annotated[
+        bool,
+        typer.Option(
+            "--no-wait",
+            help="Fail at once if another load (or a server with updates) is writing the store, "
+            "instead of waiting for it.",
+        ),
+    ] = False,
 ) -> None:
     """Bulk-load RDF files into a persistent on-disk store, all or nothing.
 
     Turtle, N-Triples, N-Quads, TriG, RDF/XML and JSON-LD, each optionally gzipped. Serve the
-    store with `escap-kg serve --db DIR`.
+    store with `escap-kg serve --db DIR`. Loads of one store run one after the other.
     """
     from escap_kg.validate import report_lines, validate
 
@@ -438,7 +446,12 @@ def load(
                     _console(err=True).print(f"escap-kg: invalid: {line}", markup=False)
                 _fail("the embedded data does not validate; nothing was loaded")
     result = _load_with_progress(
-        db, files or [], settings, include_embedded=embedded, replace=replace_store
+        db,
+        files or [],
+        settings,
+        include_embedded=embedded,
+        replace=replace_store,
+        wait=not no_wait,
     )
     table = Table("file", "named graph", "bytes", box=None)
     for path, graph, size in result.files:
@@ -597,15 +610,26 @@ def serve(
     if db is not None:
         if data:
             _fail("--data adds files to the in-memory graph; add them to a store with `load`")
-        from escap_kg.database import open_for_serving
+        from escap_kg.database import WriterLock, open_for_serving, writer_lock
         from escap_kg.server import create_app, local_engine
 
-        with _errors():
-            settings = replace(settings, database=open_for_serving(db))
-        engine = local_engine(settings, settings.database or db)
-        engine.launch()
+        writer: WriterLock | None = None
+        try:
+            with _errors():
+                if settings.update_token:
+                    # The only writer while it runs: loads wait, a second such server is refused.
+                    writer = writer_lock(db, wait=False)
+                settings = replace(settings, database=open_for_serving(db))
+            # The workers open the store while the web framework is still being imported.
+            engine = local_engine(settings, settings.database or db)
+            engine.launch()
 
-        _run_server(create_app(settings, engine=engine), settings, host, port, f"the store in {db}")
+            _run_server(
+                create_app(settings, engine=engine), settings, host, port, f"the store in {db}"
+            )
+        finally:
+            if writer is not None:
+                writer.release()
         return
     from escap_kg.validate import report_lines, validate
 
@@ -647,7 +671,13 @@ def serve(
 
 
 def _load_with_progress(
-    db: Path, files: list[Path], settings: Settings, *, include_embedded: bool, replace: bool
+    db: Path,
+    files: list[Path],
+    settings: Settings,
+    *,
+    include_embedded: bool,
+    replace: bool,
+    wait: bool = True,
 ) -> Any:
     from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
@@ -668,6 +698,12 @@ def _load_with_progress(
             task = bar.add_task(path.name, total=size)
             return lambda n: bar.advance(task, n)
 
+        def waiting(pid: int | None) -> None:
+            holder = f" (pid {pid})" if pid is not None else ""
+            bar.console.print(
+                f"escap-kg: waiting for another writer of {db}{holder} to finish...", markup=False
+            )
+
         return load_store(
             db,
             files,
@@ -675,6 +711,8 @@ def _load_with_progress(
             include_embedded=include_embedded,
             replace=replace,
             progress=progress,
+            wait=wait,
+            on_wait=waiting,
         )
 
 
