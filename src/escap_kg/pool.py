@@ -36,10 +36,13 @@ from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from escap_kg.jobs import BUFFER, Answer, DumpJob, EngineError, ExportJob, QueryJob, UpdateJob
 from escap_kg.worker import StoreSource, decode
+
+if TYPE_CHECKING:
+    from escap_kg.database import Pin
 
 #: A job that has held its worker this long (seconds) counts as long: its worker's CPU priority
 #: is lowered, and the pool starts another worker so that short queries never queue behind it.
@@ -351,8 +354,14 @@ class QueryEngine:
         self.max_query_memory = max_query_memory
         self._dir = tempfile.TemporaryDirectory(prefix="escap-kg-")
         options: dict[str, Any] = {"guard": not allow_service, "max_memory": max_query_memory}
+        #: On disk: the version of the store each generation of workers reads (see ``_pins``).
+        self._pins: dict[int, Pin] = {}
         if isinstance(source, Path):
-            self.source = StoreSource(database=source, **options)
+            from escap_kg.database import pin
+
+            self._pins[0] = pin(source)
+            self._database = source
+            self.source = StoreSource(database=Path(self._pins[0].path), **options)
         else:
             snapshot = Path(self._dir.name) / "snapshot.nq"
             snapshot.write_bytes(source)
@@ -515,6 +524,7 @@ class QueryEngine:
         with self._lock:
             self._all.discard(worker)
             self.killed += killed
+        self._release_pins()
         self._busy.pop(worker, None)
         self._long.discard(worker)
         self._trim()
@@ -554,6 +564,8 @@ class QueryEngine:
         """
         if self._idle is None:
             raise EngineError(503, "the query engine is not running")
+        if self._pins and self._pins[self.generation].changed():
+            await self._follow_load()
         give_up = time.monotonic() + 2 * timeout + 5
         while True:
             remaining = give_up - time.monotonic()
@@ -742,6 +754,8 @@ class QueryEngine:
             finally:
                 _close(pidfd)
             if reply[0] == "ok":
+                if self._pins:
+                    self._pins[self.generation + 1] = self._pins.pop(self.generation)
                 self.generation += 1
                 return ("ok", None)
             if reply[0] in ("timeout", "crashed"):
@@ -800,6 +814,59 @@ class QueryEngine:
             if old is not None and old != path:
                 old.unlink(missing_ok=True)
 
+    # On-disk stores: following a load ----------------------------------------------------------
+
+    async def _follow_load(self) -> None:
+        """Move to the version of the store a load has swapped in, for all workers at once.
+
+        The new version is pinned and the zygote told of it; idle workers are replaced now, busy
+        ones when their query ends (it finishes on the version it started with, which stays
+        pinned until the last of its workers is gone).
+        """
+        assert self._update_lock is not None  # noqa: S101 - started
+        async with self._update_lock:
+            current = self._pins[self.generation]
+            if not current.changed():
+                return  # another request has already followed it
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(self._threads, self._repin)
+            self._trim()
+            self._top_up()
+            self._release_pins()
+
+    def _repin(self) -> None:
+        from escap_kg.database import pin
+
+        fresh = pin(self._database)
+        with self._zygote_lock:
+            self.source = replace(self.source, database=Path(fresh.path))
+            if self._zygote is not None:
+                try:
+                    self._zygote.conn.send(("source", fresh.path))
+                    reply = (
+                        decode(self._zygote.conn.recv_bytes())
+                        if self._zygote.conn.poll(10)
+                        else None
+                    )
+                except (EOFError, OSError):
+                    reply = None
+                if reply is None or reply[0] != "ok":
+                    self._restart_zygote()
+            self._pins[self.generation + 1] = fresh
+            self.generation += 1
+
+    def _release_pins(self) -> None:
+        """Let go of the versions no worker reads any more (a later load may then delete them)."""
+        if len(self._pins) < 2:
+            return
+        with self._lock:
+            in_use = {w.generation for w in self._all}
+        for generation in [g for g in self._pins if g != self.generation and g not in in_use]:
+            self._pins.pop(generation).close()
+            from escap_kg.database import remove_unpinned_retired
+
+            remove_unpinned_retired(self._database)
+
     # Introspection and shutdown ----------------------------------------------------------------
 
     def pids(self) -> list[int]:
@@ -844,6 +911,9 @@ class QueryEngine:
             if self._zygote is not None:
                 self._zygote.kill()
         self._threads.shutdown(wait=False, cancel_futures=True)
+        for held in self._pins.values():
+            held.close()
+        self._pins.clear()
         self._dir.cleanup()
 
 

@@ -516,7 +516,16 @@ def _decode(data: bytes, what: str) -> str:
         ) from None
 
 
+#: Most parameters a query string or form body may have (the protocol needs a handful).
+MAX_PARAMETERS = 1000
+
+
 def _parse_pairs(text: str, what: str) -> dict[str, list[str]]:
+    # Counted before parsing, so a body of many empty pairs costs no time on the event loop.
+    if text.count("&") + text.count(";") >= MAX_PARAMETERS:
+        raise ProtocolError(
+            400, f"the {what} has more than {MAX_PARAMETERS:,} parameters; send at most that many"
+        )
     try:
         pairs = parse_qsl(text, keep_blank_values=True, encoding="utf-8", errors="strict")
     except UnicodeDecodeError:

@@ -24,7 +24,7 @@ import signal
 import socket
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -342,6 +342,11 @@ class Zygote:
                     return  # this process has handed over to its fork, the new zygote
             elif isinstance(job, tuple) and job[0] == "snapshot":
                 self.snapshot(Path(job[1]))
+            elif isinstance(job, tuple) and job[0] == "source" and self.source.database:
+                # On disk: a load has swapped in a new version; forks from now on open it.
+                self.source = replace(self.source, database=Path(job[1]))
+                self.holder.source = self.source
+                send_control(self.conn, "ok", os.getpid())
             else:
                 send_control(self.conn, "error", 500, f"unknown request {job!r}")
 
