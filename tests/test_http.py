@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import selectors
 import socket
 import time
@@ -239,6 +240,47 @@ def test_slow_clients_are_closed_while_others_are_answered(server: LiveServer) -
     assert len(reset) < 10
     assert all(opened[sock][0] == "head" for sock in reset)
     assert slowest_ask < 1.0
+
+
+def new_log_lines(server: LiveServer, before: str, wait_for: str) -> list[str]:
+    deadline = time.monotonic() + 5
+    while wait_for not in server.output()[len(before) :] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.2)
+    return server.output()[len(before) :].splitlines()
+
+
+def test_a_client_gone_mid_body_is_one_log_line(server: LiveServer) -> None:
+    before = server.output()
+    with connect(server) as sock:
+        sock.sendall(
+            b"POST /sparql HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n"
+            b"Content-Type: application/sparql-query\r\n\r\nASK"
+        )
+        time.sleep(0.2)
+    lines = new_log_lines(server, before, "escap_kg.access")
+    assert len(lines) == 1, lines
+    assert re.search(
+        r"INFO escap_kg\.access: 127\.0\.0\.1 POST /sparql 0 \d+\.\dms incomplete: "
+        r"the connection closed before the whole request body arrived$",
+        lines[0],
+    ), lines
+    assert "Traceback" not in server.output()
+
+
+def test_control_characters_in_a_path_are_escaped_in_the_log(server: LiveServer) -> None:
+    """A path with ``%0a`` cannot forge a second line in the access log."""
+    before = server.output()
+    forged = "2026-01-01 00:00:00,000 INFO escap_kg.access: 10.0.0.1 GET /admin 200 1.0ms"
+    path = "/nowhere%0d%0a" + quote(forged) + "%7f%1b"
+    assert httpx.get(server.url + path).status_code == 404
+    lines = new_log_lines(server, before, "escap_kg.access")
+    assert len(lines) == 1, lines
+    assert re.search(
+        r"INFO escap_kg\.access: 127\.0\.0\.1 GET /nowhere\\x0d\\x0a2026-01-01 00:00:00,000 "
+        r"INFO escap_kg\.access: 10\.0\.0\.1 GET /admin 200 1\.0ms\\x7f\\x1b 404 \d+\.\dms$",
+        lines[0],
+    ), lines
 
 
 def test_connections_past_the_limit_are_answered_503() -> None:
