@@ -18,6 +18,8 @@ from rdflib.namespace import RDF
 
 from tests.conftest import LiveServer
 
+pytestmark = pytest.mark.slow
+
 SEMINAR_CLASS = "https://w3id.org/escap-kg/ontology#Seminar"
 SEMINAR = "https://w3id.org/escap-kg/id/activity/seminar-2002-gender-equality-trafficking"
 SELECT = f"SELECT ?a WHERE {{ ?a a <{SEMINAR_CLASS}> }}"
