@@ -579,6 +579,16 @@ def serve(
             "default), e.g. https://query.wikidata.org/sparql."
         ),
     ] = None,
+    header_timeout: Annotated[
+        float | None, typer.Option(help="Seconds a client has to send a request head (10).")
+    ] = None,
+    body_timeout: Annotated[
+        float | None,
+        typer.Option(help="Seconds a request body may pause before the connection closes (10)."),
+    ] = None,
+    max_connections: Annotated[
+        int | None, typer.Option(help="Connections served at once; past them, 503 (1000).")
+    ] = None,
 ) -> None:
     """Serve the graph: SPARQL endpoint, query UI, catalogue API and downloads."""
     with _errors():
@@ -593,6 +603,9 @@ def serve(
             max_workers=max_workers,
             update_token=update_token,
             service_allowlist=tuple(allow_service) if allow_service else None,
+            header_timeout=header_timeout,
+            body_timeout=body_timeout,
+            max_connections=max_connections,
         )
     if upstream is not None:
         if db is not None or data or settings.update_token:
@@ -719,6 +732,8 @@ def _load_with_progress(
 def _run_server(application: Any, settings: Settings, host: str, port: int, what: str) -> None:
     import uvicorn
 
+    from escap_kg.http import EndpointProtocol
+
     shown = f"[{host}]" if ":" in host else host
     base = f"http://{shown}:{port}"
     console = _console()
@@ -739,10 +754,15 @@ def _run_server(application: Any, settings: Settings, host: str, port: int, what
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
     )
     # Our own access log replaces uvicorn's, which would print each GET's query text.
+    # No WebSocket protocol: an Upgrade request is served as the HTTP/1.1 request it also is.
+    # uvicorn counts the connection asking in its limit, hence the one added.
     uvicorn.run(
         application,
         host=host,
         port=port,
+        http=EndpointProtocol.configured(settings.header_timeout, settings.body_timeout),
+        ws="none",
+        limit_concurrency=settings.max_connections + 1,
         log_level="info",
         access_log=False,
         server_header=False,

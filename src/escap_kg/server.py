@@ -23,6 +23,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import PlainTextResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from escap_kg import __version__
 from escap_kg.engine import (
@@ -213,6 +214,9 @@ class AccessLog:
     when the response did not end (an answer cut off while streaming, or a client gone).
 
     The query string (which holds the query text of a GET) is logged only at DEBUG level.
+    Control characters in the method and path are escaped (``\\x0a``), so that a request is
+    always one line. A client that leaves before sending its whole request body gets this one
+    line, saying so, rather than an error with a traceback.
     """
 
     def __init__(self, app: Any) -> None:
@@ -225,6 +229,7 @@ class AccessLog:
         started = time.perf_counter()
         status = 0
         complete = False
+        gone = False
 
         async def send_and_note(message: Any) -> None:
             nonlocal status, complete
@@ -236,6 +241,8 @@ class AccessLog:
 
         try:
             await self.app(scope, receive, send_and_note)
+        except ClientDisconnect:
+            gone = True
         finally:
             if access_log.isEnabledFor(logging.INFO):
                 client = scope.get("client") or ("-", 0)
@@ -246,12 +253,18 @@ class AccessLog:
                 access_log.info(
                     "%s %s %s %d %.1fms%s",
                     client[0],
-                    scope["method"],
-                    path,
+                    scope["method"].translate(LOG_ESCAPES),
+                    path.translate(LOG_ESCAPES),
                     status,
                     elapsed,
-                    "" if complete else " incomplete",
+                    " incomplete: the connection closed before the whole request body arrived"
+                    if gone
+                    else ("" if complete else " incomplete"),
                 )
+
+
+#: Control characters as ``\\xNN``, for log lines.
+LOG_ESCAPES = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F]}
 
 
 SECURITY_HEADERS = [

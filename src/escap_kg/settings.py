@@ -35,6 +35,11 @@ class Settings:
     database: Path | None = None
     #: SPARQL endpoints a query may call with SERVICE; none by default, so no outbound request.
     service_allowlist: tuple[str, ...] = ()
+    #: Seconds to send a whole request head, and at most between two parts of a request body.
+    header_timeout: float = 10.0
+    body_timeout: float = 10.0
+    #: Connections served at once; one more is answered 503.
+    max_connections: int = 1000
 
     def __post_init__(self) -> None:
         if self.query_timeout <= 0 or self.max_result_bytes <= 0 or self.max_body_bytes <= 0:
@@ -48,6 +53,8 @@ class Settings:
                 c in endpoint for c in " <>"
             ):
                 raise ValueError(f"allowed SERVICE endpoint {endpoint!r} is not an http(s) IRI")
+        if self.header_timeout <= 0 or self.body_timeout <= 0 or self.max_connections < 1:
+            raise ValueError("the read timeouts and the number of connections must be positive")
         if self.workers is not None and self.workers < 1:
             raise ValueError("the number of workers must be at least 1")
         if self.max_workers is not None and self.max_workers < (self.workers or 1):
@@ -84,6 +91,9 @@ class Settings:
             ("max_query_memory", int),
             ("workers", int),
             ("max_workers", int),
+            ("header_timeout", float),
+            ("body_timeout", float),
+            ("max_connections", int),
         ):
             if value := os.environ.get(f"ESCAP_KG_{name.upper()}"):
                 try:
