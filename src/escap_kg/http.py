@@ -32,6 +32,10 @@ def _timeout_response(status: int, message: str) -> bytes:
     ).encode("ascii") + body
 
 
+#: The ASGI scope extension through which the application drops a connection without flushing.
+ABORT = "escap_kg.abort"
+
+
 class EndpointProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol, for an endpoint that speaks HTTP/1.1 only.
 
@@ -112,6 +116,11 @@ class EndpointProtocol(HttpToolsProtocol):
             self._upgrade_ignored = True
             return
         self._reading_body = True
+        # The application may drop a connection at once (an answer cut off half way): close()
+        # would first send all that is buffered, at the pace of the slowest reader.
+        extensions: dict[str, Any] = dict(self.scope.get("extensions") or {})
+        extensions[ABORT] = self.transport.abort
+        self.scope["extensions"] = extensions
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:

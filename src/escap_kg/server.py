@@ -37,6 +37,7 @@ from escap_kg.engine import (
     default_query_memory,
 )
 from escap_kg.export import EXPORT_FORMATS, ExportFormat
+from escap_kg.http import ABORT
 from escap_kg.iris import prefixes
 from escap_kg.pages import add_page_routes
 from escap_kg.queries import IRI_CHARS, Query, load_catalogue
@@ -370,6 +371,13 @@ class AnswerStream(StreamingResponse):
     deadline: float = 0.0
     send_timeout: float = 10.0
     time_limit: float = 0.0
+    #: Bytes handed to the server per send: a client that reads at all finishes each one well
+    #: within the send timeout, however slowly it reads.
+    piece = 32 * 1024
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        self._abort: Callable[[], None] | None = scope.get("extensions", {}).get(ABORT)
+        await super().__call__(scope, receive, send)
 
     async def stream_response(self, send: Any) -> None:
         await send(
@@ -378,14 +386,18 @@ class AnswerStream(StreamingResponse):
         sent = 0
         try:
             async for chunk in self.body_iterator:
-                await self._send_within_limits(
-                    send, {"type": "http.response.body", "body": chunk, "more_body": True}
-                )
-                sent += len(chunk)
+                for start in range(0, len(chunk), self.piece):
+                    piece = chunk[start : start + self.piece]
+                    await self._send_within_limits(
+                        send, {"type": "http.response.body", "body": piece, "more_body": True}
+                    )
+                    sent += len(piece)
         except EngineError as err:
             log.warning(
                 "answer cut off after %s bytes, connection closed: %s", f"{sent:,}", err.message
             )
+            if self._abort is not None:
+                self._abort()
             return
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
