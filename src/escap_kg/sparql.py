@@ -8,6 +8,7 @@ operations that would reach the network (SERVICE, LOAD), which this endpoint ref
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 QUERY_FORMS = ("SELECT", "ASK", "CONSTRUCT", "DESCRIBE")
@@ -24,40 +25,107 @@ UPDATE_FORMS = (
     "WITH",
 )
 
-_IRI = re.compile(r"<[^<>\"{}|^`\\\x00-\x20]*>")
-_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_\-.]*(?::[A-Za-z0-9_\-.:%]*)?|:[A-Za-z0-9_\-.:%]*")
-_VAR = re.compile(r"[?$][A-Za-z0-9_]+")
-_STRING_STARTS = ('"""', "'''", '"', "'")
-
 #: The deepest nesting of brackets (``{``, ``(`` and ``[`` together) the endpoint takes, and the
 #: longest run of prefix operators (``!``, ``+``, ``-``). The engine's parser recurses on both and
-#: overflows its stack (killing the worker) some thousands of levels down; no real query comes
-#: near these limits.
+#: overflows its stack (killing the worker) some thousands of levels down (nested groups: answered
+#: at 2,000, a crash at 5,000); no real query comes near these limits.
 MAX_NESTING = 256
 #: The most operators one text may chain (``&&``, ``||``, ``+``, path ``/`` and ``|``, UNION,
 #: OPTIONAL, FILTER, BIND, ...): the engine builds a tree as deep as the chain is long, and a few
-#: thousand of them overflow its stack too.
+#: thousand of them overflow its stack too (chains of UNION or FILTER crash at 10,000).
 MAX_OPERATORS = 1000
-_OPERATOR_CHARACTERS = "&|/+-*=!<>"
+#: Long flat lists overflow the engine's stack as well. Measured with pyoxigraph 0.5.13 on an
+#: empty store, on the main thread with an 8 MiB stack: 8,000 triple patterns (``.``), objects
+#: (``,``), predicate-object pairs (``;``) or sibling groups (``{...}{...}``) parse, 9,000 crash;
+#: 2,000 SELECT expressions are answered, 3,000 crash. The limits below leave a wide margin and
+#: are still far above any real query (the catalogue's largest has a few dozen patterns). Each
+#: counts marks over the whole text, so a list split over several patterns counts in full.
+MAX_TRIPLE_PATTERNS = 2000
+MAX_GROUPS = 1000
+MAX_LIST_ITEMS = 1000
+MAX_PROJECTION = 500
+
 _OPERATOR_KEYWORDS = frozenset(
     {"UNION", "OPTIONAL", "MINUS", "FILTER", "BIND", "GRAPH", "SERVICE", "EXISTS", "VALUES"}
 )
-_OPENING = "{(["
-_CLOSING = "})]"
-_PREFIX_OPERATORS = "!+-"
+_PROLOGUE = frozenset({"PREFIX", "BASE", "VERSION"})
+_NOTED = _OPERATOR_KEYWORDS | {"SELECT", "WHERE", "DELETE"}
+
+# The terminals of the SPARQL 1.1 grammar (section 19.8), with Oxigraph's reading of escapes:
+# \u and \U escapes are decoded inside IRIs and strings only, and a backslash anywhere else
+# outside a local name's PN_LOCAL_ESC is a syntax error (so the lexer refuses it too).
+_PN_CHARS_BASE = (
+    "A-Za-z\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u02ff\u0370-\u037d\u037f-\u1fff\u200c-\u200d"
+    "\u2070-\u218f\u2c00-\u2fef\u3001-\ud7ff\uf900-\ufdcf\ufdf0-\ufffd\U00010000-\U000effff"
+)
+_PN_CHARS_U = _PN_CHARS_BASE + "_"
+_PN_CHARS = _PN_CHARS_U + "\\-0-9\u00b7\u0300-\u036f\u203f-\u2040"
+_UCHAR = r"\\u[0-9A-Fa-f]{4}|\\U[0-9A-Fa-f]{8}"
+_ECHAR = r"\\[tbnrf\\\"']"
+_PLX = r"%[0-9A-Fa-f]{2}|\\[_~.\-!$&'()*+,;=/?#@%]"
+_PN_PREFIX = f"[{_PN_CHARS_BASE}](?:[{_PN_CHARS}.]*[{_PN_CHARS}])?"
+_PN_LOCAL = (
+    f"(?:[{_PN_CHARS_U}:0-9]|{_PLX})(?:(?:[{_PN_CHARS}.:]|{_PLX})*(?:[{_PN_CHARS}:]|{_PLX}))?"
+)
+_VARNAME = f"[{_PN_CHARS_U}0-9][{_PN_CHARS_U}0-9\u00b7\u0300-\u036f\u203f-\u2040]*+"
+_SKIP = r"(?>(?:[ \t\r\n]++|\#[^\r\n]*+)*)"
+_IRI_BODY = f'(?:[^<>"{{}}|^`\\\\\\x00-\\x20]++|{_UCHAR})*+'
+
+
+def _string(quote: str) -> str:
+    """The short and the long string terminal quoted with ``quote``, long first."""
+    escapes = f"{_ECHAR}|{_UCHAR}"
+    long = f"{quote * 3}(?:[^{quote}\\\\]++|{escapes}|{quote}(?!{quote * 2}))*+{quote * 3}"
+    return f"{long}|{quote}(?:[^{quote}\\\\\\n\\r]++|{escapes})*+{quote}"
+
+
+#: One token after any whitespace and comments; the order of the alternatives matters (a prefixed
+#: name before a keyword, a string before an unterminated quote, the catch-all last).
+_TERMINALS = {
+    "iri": f"<{_IRI_BODY}>",
+    "var": f"[?$]{_VARNAME}",
+    "pname": f"(?:{_PN_PREFIX})?:(?:{_PN_LOCAL})?",
+    "bnode": f"_:[{_PN_CHARS_U}0-9](?:[{_PN_CHARS}.]*[{_PN_CHARS}])?",
+    "word": r"[A-Za-z_][A-Za-z0-9_]*+",
+    "number": r"[0-9]++(?:\.[0-9]*+)?[eE][+-]?[0-9]++|[0-9]*+\.[0-9]++(?:[eE][+-]?[0-9]++)?"
+    r"|[0-9]++",
+    "sep": r"[.;,]",
+    "lbrace": r"\{",
+    "rbrace": r"\}",
+    "open": r"[(\[]",
+    "close": r"[)\]]",
+    "prefixop": r"[!+\-](?:" + _SKIP + r"[!+\-])*+",
+    "op": r"[&|/*=<>]",
+    "langtag": r"@[a-zA-Z]++(?:-[a-zA-Z0-9]++)*+",
+    "string": _string("'") + "|" + _string('"'),
+    "badstring": "[\"']",
+    "other": r"[\^?~]",
+    "bad": r"[^ \t\r\n#]",
+}
+_TOKEN = re.compile(
+    _SKIP + "(?:" + "|".join(f"(?P<{name}>{rx})" for name, rx in _TERMINALS.items()) + ")"
+)
+_ONLY_SKIP = re.compile(_SKIP + r"\Z")
+_ESCAPE = re.compile(_UCHAR)
+_HTTP_IRI = re.compile(r"https?://[^\x00-\x20<>\"{}|^`\\]+", re.IGNORECASE)
 
 
 class SparqlTextError(ValueError):
-    """The text is not SPARQL we can take (unterminated string, empty, ...)."""
+    """The text is not SPARQL we can take (unterminated string, stray character, too large, ...)."""
 
 
 @dataclass(frozen=True)
 class Token:
-    """A keyword or punctuation mark outside strings, IRIs and comments, with its offset."""
+    """A top-level ``WHERE`` or ``VALUES`` keyword, with its offset and depth.
+
+    ``follows`` is ``DELETE`` when that keyword comes right before (the ``DELETE WHERE``
+    shorthand), else "".
+    """
 
     text: str
     offset: int
     depth: int
+    follows: str = ""
 
 
 @dataclass
@@ -67,9 +135,11 @@ class Scan:
     form: str = ""
     is_update: bool = False
     keywords: set[str] = field(default_factory=set)
+    #: The top-level WHERE and VALUES keywords (all that callers need to edit the text).
     tokens: list[Token] = field(default_factory=list)
-    #: The endpoint of each SERVICE clause: an IRI as written, or "" when it is not a full IRI
-    #: (a variable or a prefixed name), which the endpoint cannot check and so refuses.
+    #: The endpoint of each SERVICE clause: its IRI with escapes decoded when it is an absolute
+    #: http(s) IRI, else "" (a variable, a prefixed name, a relative IRI, ...), which the endpoint
+    #: cannot check and so refuses.
     services: list[str] = field(default_factory=list)
 
     @property
@@ -94,107 +164,171 @@ class Scan:
 
 
 def scan(text: str) -> Scan:
-    """Lex SPARQL text far enough to know its form and the keywords it uses."""
+    """Lex SPARQL text far enough to know its form, its keywords and the endpoints it calls.
+
+    Raise SparqlTextError, naming the line and column, for text the grammar's terminals do not
+    cover (a stray backslash, an unterminated string) and for text past the structural limits.
+    """
     result = Scan()
-    depth = 0
-    nesting = 0
-    operators = 0
-    chained = 0
-    i, n = 0, len(text)
-    expecting_service = False
-    while i < n:
-        ch = text[i]
-        if ch.isspace():
-            i += 1
-            continue
-        if ch == "#":
-            end = text.find("\n", i)
-            i = n if end < 0 else end + 1
-            continue
-        operators = operators + 1 if ch in _PREFIX_OPERATORS else 0
-        if operators > MAX_NESTING:
+    keywords = result.keywords
+    depth = nesting = chained = groups = separators = commas = semicolons = 0
+    delete_end = -1
+    m = None
+    start = 1 if text.startswith("\ufeff") else 0
+    for m in iter(_tokens_from(text, start), None):
+        kind = m.lastgroup
+        if kind == "word":
+            word = m["word"].upper()
+            keywords.add(word)
+            if word in _NOTED or not result.form:
+                chained += _note(result, text, m, word, depth, delete_end)
+                if word == "DELETE":
+                    delete_end = m.end()
+        elif kind == "sep":
+            separators += 1
+            if separators > MAX_TRIPLE_PATTERNS:
+                raise _too_many(text, m, "triple patterns", MAX_TRIPLE_PATTERNS, "'.', ';' or ','")
+            sep = m["sep"]
+            if sep == ",":
+                commas += 1
+                if commas > MAX_LIST_ITEMS:
+                    raise _too_many(text, m, "list items", MAX_LIST_ITEMS, "','")
+            elif sep == ";":
+                semicolons += 1
+                if semicolons > MAX_LIST_ITEMS:
+                    raise _too_many(text, m, "list items", MAX_LIST_ITEMS, "';'")
+        elif kind == "lbrace":
+            depth += 1
+            nesting += 1
+            groups += 1
+            if nesting > MAX_NESTING:
+                raise _too_deep(text, m)
+            if groups > MAX_GROUPS:
+                raise _too_many(text, m, "group patterns", MAX_GROUPS, "'{'")
+        elif kind == "rbrace":
+            depth -= 1
+            nesting = max(0, nesting - 1)
+        elif kind == "open":
+            nesting += 1
+            if nesting > MAX_NESTING:
+                raise _too_deep(text, m)
+        elif kind == "close":
+            nesting = max(0, nesting - 1)
+        elif kind == "op":
+            chained += 1
+        elif kind == "prefixop":
+            run = m["prefixop"]
+            count = run.count("!") + run.count("+") + run.count("-")
+            if count > MAX_NESTING:
+                raise SparqlTextError(
+                    f"nested too deeply: more than {MAX_NESTING} operators in a row at "
+                    f"{_at(text, m)}"
+                )
+            chained += count
+        elif kind == "badstring":
             raise SparqlTextError(
-                f"nested too deeply: more than {MAX_NESTING} operators in a row at line "
-                f"{_line_of(text, i)}"
+                f"unterminated string (or a bad escape in it) starting at {_at(text, m)}"
             )
-        if ch == "<" and (m := _IRI.match(text, i)):
-            if expecting_service:
-                result.services.append(m.group()[1:-1])
-                expecting_service = False
-            i = m.end()
-        elif ch in "\"'":
-            i = _skip_string(text, i)
-        elif ch in "?$" and (m := _VAR.match(text, i)):
-            if expecting_service:
-                result.services.append("")
-                expecting_service = False
-            i = m.end()
-        elif m := _WORD.match(text, i):
-            word = m.group()
-            if ":" not in word:
-                upper = word.upper()
-                result.keywords.add(upper)
-                result.tokens.append(Token(upper, i, depth))
-                if upper in _OPERATOR_KEYWORDS:
-                    chained += 1
-                if not result.form and upper not in ("PREFIX", "BASE"):
-                    result.form = upper
-                if upper == "SERVICE":
-                    expecting_service = True
-                elif upper != "SILENT" and expecting_service:
-                    result.services.append("")
-                    expecting_service = False
-            elif expecting_service:
-                result.services.append("")
-                expecting_service = False
-            i = m.end()
-        else:
-            if ch == "{":
-                depth += 1
-            elif ch == "}":
-                depth -= 1
-            if ch in _OPENING:
-                nesting += 1
-                if nesting > MAX_NESTING:
-                    raise SparqlTextError(
-                        f"nested too deeply: more than {MAX_NESTING} levels of brackets at line "
-                        f"{_line_of(text, i)}"
-                    )
-            elif ch in _CLOSING:
-                nesting = max(0, nesting - 1)
-            elif ch in _OPERATOR_CHARACTERS:
-                chained += 1
-            result.tokens.append(Token(ch, i, depth))
-            i += 1
+        elif kind == "bad":
+            raise SparqlTextError(f"unexpected character {m[kind]!r} at {_at(text, m)}")
         if chained > MAX_OPERATORS:
             raise SparqlTextError(
                 f"too many operators: more than {MAX_OPERATORS} (&&, ||, +, /, UNION, OPTIONAL, "
-                f"FILTER, BIND, ...) in one request; split it into smaller queries"
+                f"FILTER, BIND, ...) in one request (at {_at(text, m)}); "
+                "split it into smaller queries"
             )
-    if result.form in UPDATE_FORMS:
-        result.is_update = True
+    end = m.end() if m is not None else start
+    if not _ONLY_SKIP.match(text, end):
+        # Only whitespace and comments can be left once no token matches; anything else means a
+        # terminal is missing above, and skipping text is what an attack would want.
+        raise SparqlTextError(f"cannot read the text at {_where(text, end)}")
+    result.is_update = result.form in UPDATE_FORMS
     return result
 
 
-def _line_of(text: str, i: int) -> int:
-    return text.count("\n", 0, i) + 1
+def _note(result: Scan, text: str, m: re.Match[str], word: str, depth: int, after: int) -> int:
+    """Record what a keyword tells; return how many operators it adds to the chain."""
+    if not result.form and word not in _PROLOGUE:
+        result.form = word
+    if word == "SERVICE":
+        result.services.append(_service_target(text, m.end()))
+    elif word == "SELECT":
+        _check_projection(text, m.end())
+    elif depth == 0 and word in ("WHERE", "VALUES"):
+        follows = "DELETE" if m.start() == after else ""
+        result.tokens.append(Token(word, m.start("word"), depth, follows))
+    return 1 if word in _OPERATOR_KEYWORDS else 0
 
 
-def _skip_string(text: str, i: int) -> int:
-    for quote in _STRING_STARTS:
-        if text.startswith(quote, i):
-            j = i + len(quote)
-            while j < len(text):
-                if text[j] == "\\":
-                    j += 2
-                    continue
-                if text.startswith(quote, j):
-                    return j + len(quote)
-                if len(quote) == 1 and text[j] in "\r\n":
-                    break
-                j += 1
-            raise SparqlTextError(f"unterminated string starting at line {_line_of(text, i)}")
-    return i + 1
+def _service_target(text: str, pos: int) -> str:
+    """The endpoint of the SERVICE whose keyword ends at pos (see :attr:`Scan.services`)."""
+    target = _TOKEN.match(text, pos)
+    if target and target.lastgroup == "word" and target["word"].upper() == "SILENT":
+        target = _TOKEN.match(text, target.end())
+    if target is None or target.lastgroup != "iri":
+        return ""
+    try:
+        iri = _ESCAPE.sub(lambda e: chr(int(e.group()[2:], 16)), target["iri"][1:-1])
+    except (ValueError, OverflowError):
+        raise SparqlTextError(
+            f"bad escape in the IRI at {_where(text, target.start('iri'))}"
+        ) from None
+    return iri if _HTTP_IRI.fullmatch(iri) else ""
+
+
+def _check_projection(text: str, pos: int) -> None:
+    """Refuse a SELECT clause (starting at pos) with more than MAX_PROJECTION expressions."""
+    items = level = 0
+    for m in iter(_tokens_from(text, pos), None):
+        kind = m.lastgroup
+        if kind == "open":
+            if level == 0:
+                items += 1
+            level += 1
+        elif kind == "close":
+            level -= 1
+        elif kind == "var":
+            items += level == 0
+        elif kind == "word":
+            if m["word"].upper() in ("WHERE", "FROM"):
+                return
+        elif kind in ("lbrace", "bad", "badstring") or level < 0:
+            return
+        if items > MAX_PROJECTION:
+            raise SparqlTextError(
+                f"too many projections: more than {MAX_PROJECTION} variables or expressions "
+                f"after SELECT (at {_at(text, m)}); split it into smaller queries"
+            )
+
+
+def _tokens_from(text: str, pos: int) -> Callable[[], re.Match[str] | None]:
+    """The next token on each call, None at the end: never skips text, unlike ``finditer``."""
+    # Pattern.scanner is undocumented (so untyped) but has been in CPython's re since 2.x.
+    scanner = _TOKEN.scanner(text, pos)  # type: ignore[attr-defined]
+    return scanner.match  # type: ignore[no-any-return]
+
+
+def _where(text: str, i: int) -> str:
+    line = text.count("\n", 0, i) + 1
+    column = i - text.rfind("\n", 0, i)
+    return f"line {line}, column {column}"
+
+
+def _at(text: str, m: re.Match[str]) -> str:
+    return _where(text, m.start(m.lastindex or 0))
+
+
+def _too_deep(text: str, m: re.Match[str]) -> SparqlTextError:
+    return SparqlTextError(
+        f"nested too deeply: more than {MAX_NESTING} levels of brackets at {_at(text, m)}"
+    )
+
+
+def _too_many(text: str, m: re.Match[str], what: str, limit: int, marks: str) -> SparqlTextError:
+    return SparqlTextError(
+        f"too many {what}: more than {limit} {marks} in one request (at "
+        f"{_at(text, m)}); split it into smaller queries"
+    )
 
 
 def add_using_clauses(text: str, tokens: list[Token], default: list[str], named: list[str]) -> str:
@@ -203,16 +337,14 @@ def add_using_clauses(text: str, tokens: list[Token], default: list[str], named:
     This is how the protocol's ``using-graph-uri`` and ``using-named-graph-uri`` parameters set
     the dataset of ``DELETE``/``INSERT ... WHERE`` operations when the engine takes no dataset
     argument for updates. ``DELETE WHERE`` shorthand takes no dataset and is left alone.
+    ``tokens`` are :attr:`Scan.tokens` of the same text.
     """
     clause = "".join(f" USING <{g}>" for g in default) + "".join(
         f" USING NAMED <{g}>" for g in named
     )
-    inserts = []
-    previous = ""
-    for token in tokens:
-        if token.text == "WHERE" and token.depth == 0 and previous != "DELETE":
-            inserts.append(token.offset)
-        previous = token.text
+    inserts = [
+        t.offset for t in tokens if t.text == "WHERE" and t.depth == 0 and t.follows != "DELETE"
+    ]
     for offset in reversed(inserts):
         text = text[:offset] + clause.strip() + " " + text[offset:]
     return text
