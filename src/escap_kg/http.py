@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http
 import logging
+import socket
+import struct
 from typing import Any
 
 import httptools
@@ -119,7 +122,7 @@ class EndpointProtocol(HttpToolsProtocol):
         # The application may drop a connection at once (an answer cut off half way): close()
         # would first send all that is buffered, at the pace of the slowest reader.
         extensions: dict[str, Any] = dict(self.scope.get("extensions") or {})
-        extensions[ABORT] = self.transport.abort
+        extensions[ABORT] = self._drop
         self.scope["extensions"] = extensions
         super().on_headers_complete()
 
@@ -199,6 +202,15 @@ class EndpointProtocol(HttpToolsProtocol):
                 _timeout_response(408, f"no request body received for {self.body_timeout:g} s")
             )
         self.transport.close()
+
+    def _drop(self) -> None:
+        """Close the connection now with a reset: what the kernel still holds for the client is
+        thrown away rather than delivered at the client's pace."""
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError, AttributeError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.transport.abort()
 
     def _peer(self) -> str:
         return f"{self.client[0]}:{self.client[1]}" if self.client else "-"
