@@ -396,7 +396,9 @@ class AnswerStream(StreamingResponse):
             log.warning(
                 "answer cut off after %s bytes, connection closed: %s", f"{sent:,}", err.message
             )
-            if self._abort is not None:
+            if isinstance(err, UndeliveredError) and self._abort is not None:
+                # The client is not keeping up: what the kernel holds for it is dropped too.
+                # (Otherwise the connection closes once what was sent has been delivered.)
                 self._abort()
             return
         await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -417,7 +419,11 @@ class AnswerStream(StreamingResponse):
                 )
             else:
                 reason = f"the client read nothing for {self.send_timeout:g} s"
-            raise EngineError(503, reason) from None
+            raise UndeliveredError(503, reason) from None
+
+
+class UndeliveredError(EngineError):
+    """An answer the client did not take in time (send timeout or time limit)."""
 
 
 def answer_response(
