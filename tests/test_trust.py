@@ -21,8 +21,11 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 
 from escap_kg.engine import EngineError, QueryEngine, QueryJob, UpdateJob
+from escap_kg.server import create_app
+from escap_kg.settings import Settings
 from escap_kg.store import KnowledgeGraph
 from tests.conftest import LiveServer
 
@@ -394,3 +397,53 @@ def test_no_answer_names_a_file_of_the_server(tmp_path: Path) -> None:
     assert "<path>" in message
     kept = plain_message(ValueError("bad IRI <http://example.org/a/b> at /x"))
     assert "http://example.org/a/b" in kept
+
+
+# Hostile structures ------------------------------------------------------------------------------
+
+N = 20_000
+STRUCTURES = {
+    "nested groups in a row": "ASK {" + "{?s ?p ?o}" * N + "}",
+    "triple patterns": "ASK {" + " ".join(f"?s{i} ?p ?o ." for i in range(N)) + "}",
+    "object list": "ASK { ?s ?p " + ", ".join(f"?o{i}" for i in range(N)) + " }",
+    "predicate list": "ASK { ?s " + "; ".join(f"?p{i} ?o" for i in range(N)) + " }",
+    "select expressions": "SELECT " + " ".join(f"(1 AS ?v{i})" for i in range(N)) + " {}",
+}
+
+
+@pytest.fixture(scope="module")
+def guarded_client(kg: KnowledgeGraph) -> Iterator[TestClient]:
+    with TestClient(create_app(Settings(workers=1, query_timeout=10), kg)) as client:
+        yield client
+
+
+@pytest.mark.parametrize("name", list(STRUCTURES))
+def test_structures_that_crashed_a_worker_get_400_naming_the_limit(
+    guarded_client: TestClient, name: str
+) -> None:
+    client = guarded_client
+    response = client.post(
+        "/sparql", content=STRUCTURES[name], headers={"Content-Type": "application/sparql-query"}
+    )
+    assert response.status_code == 400, response.text
+    assert re.search(r"more than [\d,]+", response.text), response.text
+    ask = client.get("/sparql", params={"query": "ASK { ?s ?p ?o }"})
+    assert ask.json()["boolean"] is True
+
+
+def test_a_worker_that_dies_on_a_query_gives_503_never_500(guarded_client: TestClient) -> None:
+    """A long RDF collection passes the lexer's bounds but overflows the engine's stack: the
+    worker dies, the client gets a 503 that says so, and the next query is answered."""
+    client = guarded_client
+    items = " ".join(f"?o{i}" for i in range(6_000))
+    response = client.post(
+        "/sparql",
+        content=f"ASK {{ ?s ?p ({items}) }}",
+        headers={"Content-Type": "application/sparql-query"},
+    )
+    assert response.status_code in (400, 503), response.text
+    if response.status_code == 503:
+        assert "stopped while running this query" in response.text
+        assert "replaced" in response.text
+    ask = client.get("/sparql", params={"query": "ASK { ?s ?p ?o }"})
+    assert ask.json()["boolean"] is True

@@ -911,9 +911,13 @@ class QueryEngine:
             if self._zygote is not None:
                 self._zygote.kill()
         self._threads.shutdown(wait=False, cancel_futures=True)
-        for held in self._pins.values():
-            held.close()
-        self._pins.clear()
+        if self._pins:
+            for held in self._pins.values():
+                held.close()
+            self._pins.clear()
+            from escap_kg.database import remove_unpinned_retired
+
+            remove_unpinned_retired(self._database)
         self._dir.cleanup()
 
 

@@ -151,6 +151,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await running.start()
+        if isinstance(running, QueryEngine):
+            log.info("kernel network guard for the query workers: %s", running.guard)
         # What is loaded by now (the graph, the catalogue, the framework) stays for the life of
         # the server: move it out of the garbage collector's sight. A full collection over it
         # took about 100 ms, a pause every request in flight felt. (No collection first: it
