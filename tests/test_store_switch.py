@@ -35,6 +35,7 @@ class Read:
 
 
 def many_triples(path: Path, count: int, tag: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w") as out:
         for i in range(count):
             out.write(f'<http://example.org/{tag}/{i}> <http://example.org/v> "{i}" .\n')

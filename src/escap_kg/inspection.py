@@ -39,13 +39,12 @@ def check_services(info: Scan, allowed: Sequence[str]) -> None:
     if not refused and info.services:
         return
     shown = ", ".join(f"<{t}>" if t else "a variable or prefixed name" for t in refused)
-    if allowed:
-        reason = "this endpoint calls only " + ", ".join(f"<{a}>" for a in allowed)
-    elif refused and all(refused):
+    calls = "only " + ", ".join(f"<{a}>" for a in allowed) if allowed else "no other endpoint"
+    if refused and all(refused):
         targets = " ".join(f"--allow-service {t}" for t in dict.fromkeys(refused))
-        reason = f"this endpoint calls no other endpoint (start it with {targets} to allow it)"
+        reason = f"this endpoint calls {calls} (start it with {targets} to allow it)"
     else:
-        reason = "this endpoint calls no other endpoint (start it with --allow-service URL)"
+        reason = f"this endpoint calls {calls} (start it with --allow-service URL)"
     raise RefusedError(400, f"SERVICE to {shown or 'an unnamed endpoint'} is not allowed: {reason}")
 
 
