@@ -539,7 +539,7 @@ def serve(
     ] = None,
     send_timeout: Annotated[
         float | None,
-        typer.Option(help="Seconds a client may go without reading an answer (10)."),
+        typer.Option(help="Seconds a client may go without reading an answer (20)."),
     ] = None,
     workers: Annotated[
         int | None,

@@ -37,6 +37,11 @@ def _timeout_response(status: int, message: str) -> bytes:
 
 #: The ASGI scope extension through which the application drops a connection without flushing.
 ABORT = "escap_kg.abort"
+#: The ASGI scope extension that tells how many bytes of the response the client has taken
+#: (acknowledged by its TCP stack), or None where the system cannot say.
+DELIVERED = "escap_kg.delivered"
+#: Where ``tcpi_bytes_acked`` sits in Linux's ``struct tcp_info`` (since Linux 4.1).
+_TCPI_BYTES_ACKED = 120
 
 
 class EndpointProtocol(HttpToolsProtocol):
@@ -123,6 +128,7 @@ class EndpointProtocol(HttpToolsProtocol):
         # would first send all that is buffered, at the pace of the slowest reader.
         extensions: dict[str, Any] = dict(self.scope.get("extensions") or {})
         extensions[ABORT] = self._drop
+        extensions[DELIVERED] = self._delivered
         self.scope["extensions"] = extensions
         super().on_headers_complete()
 
@@ -211,6 +217,23 @@ class EndpointProtocol(HttpToolsProtocol):
             with contextlib.suppress(OSError, AttributeError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         self.transport.abort()
+
+    def _delivered(self) -> int | None:
+        """Bytes the client's TCP stack has acknowledged: it grows while the client reads.
+
+        What the server has written can sit in the kernel's send buffer (megabytes on a fast
+        link) long after the application handed it over, so a write that waits says nothing
+        about whether the client still reads; the acknowledged count does.
+        """
+        sock = self.transport.get_extra_info("socket")
+        try:
+            info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
+        except (OSError, AttributeError, TypeError):
+            return None
+        if len(info) < _TCPI_BYTES_ACKED + 8:
+            return None
+        acked: int = struct.unpack_from("Q", info, _TCPI_BYTES_ACKED)[0]
+        return acked
 
     def _peer(self) -> str:
         return f"{self.client[0]}:{self.client[1]}" if self.client else "-"

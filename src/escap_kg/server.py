@@ -37,7 +37,7 @@ from escap_kg.engine import (
     default_query_memory,
 )
 from escap_kg.export import EXPORT_FORMATS, ExportFormat
-from escap_kg.http import ABORT
+from escap_kg.http import ABORT, DELIVERED
 from escap_kg.iris import prefixes
 from escap_kg.pages import add_page_routes
 from escap_kg.queries import IRI_CHARS, Query, load_catalogue
@@ -371,14 +371,16 @@ class AnswerStream(StreamingResponse):
     """
 
     deadline: float = 0.0
-    send_timeout: float = 10.0
+    send_timeout: float = 20.0
     time_limit: float = 0.0
     #: Bytes handed to the server per send: a client that reads at all finishes each one well
     #: within the send timeout, however slowly it reads.
     piece = 32 * 1024
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        self._abort: Callable[[], None] | None = scope.get("extensions", {}).get(ABORT)
+        extensions = scope.get("extensions") or {}
+        self._abort: Callable[[], None] | None = extensions.get(ABORT)
+        self._delivered: Callable[[], int | None] = extensions.get(DELIVERED) or (lambda: None)
         await super().__call__(scope, receive, send)
 
     async def stream_response(self, send: Any) -> None:
@@ -406,22 +408,38 @@ class AnswerStream(StreamingResponse):
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def _send_within_limits(self, send: Any, message: Any) -> None:
-        """Send, or give up on a client that has not read for the send timeout or whose answer
-        has run out of its time limit (its connection is then closed)."""
-        limit = self.send_timeout
-        if self.deadline:
-            limit = min(limit, self.deadline - time.monotonic())
+        """Send, or give up on a client that has taken nothing for the send timeout or whose
+        answer has run out of its time limit (its connection is then reset).
+
+        Progress is what the client's TCP stack acknowledges, not what the kernel accepts
+        from us: a slow reader behind a large send buffer still reads, and is kept.
+        """
+        sending = asyncio.ensure_future(send(message))
+        progress = self._delivered()
         try:
-            async with asyncio.timeout(max(limit, 0.0)):
-                await send(message)
-        except TimeoutError:
-            if self.deadline and time.monotonic() >= self.deadline:
-                reason = (
-                    f"the answer was not delivered within the time limit of {self.time_limit:g} s"
-                )
-            else:
-                reason = f"the client read nothing for {self.send_timeout:g} s"
-            raise UndeliveredError(503, reason) from None
+            while True:
+                limit = self.send_timeout
+                if self.deadline:
+                    limit = min(limit, self.deadline - time.monotonic())
+                done, _ = await asyncio.wait({sending}, timeout=max(limit, 0.0))
+                if done:
+                    sending.result()
+                    return
+                if self.deadline and time.monotonic() >= self.deadline:
+                    raise UndeliveredError(
+                        503,
+                        "the answer was not delivered within the time limit of "
+                        f"{self.time_limit:g} s",
+                    )
+                now = self._delivered()
+                if now is None or now == progress:
+                    raise UndeliveredError(
+                        503, f"the client read nothing for {self.send_timeout:g} s"
+                    )
+                progress = now
+        finally:
+            if not sending.done():
+                sending.cancel()
 
 
 class UndeliveredError(EngineError):

@@ -26,7 +26,7 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     update_token: str | None = field(default=None, repr=False)
     #: Seconds a client may go without reading a streamed answer before it is dropped.
-    send_timeout: float = 10.0
+    send_timeout: float = 20.0
     #: Bytes of memory one query may take in its worker (0: a quarter of the machine's memory).
     max_query_memory: int = 0
     workers: int | None = None
