@@ -91,12 +91,22 @@ def test_query_by_number_and_file() -> None:
         (["query", "--sparql", "ASK {}", "--param", "a=b"], "--param works with catalogue"),
         (["query", "--sparql", "ASK {}", "--data", "nowhere.ttl"], "nowhere.ttl: file not found"),
         (["export", "--format", "csv"], "unknown --format 'csv'"),
+        (
+            ["query", "17"],
+            "needs the network (SERVICE to https://query.wikidata.org/sparql): run it with "
+            "--allow-service https://query.wikidata.org/sparql",
+        ),
+        (
+            ["query", "--sparql", "SELECT * { SERVICE <http://127.0.0.1:9/> { ?s ?p ?o } }"],
+            "run it with --allow-service http://127.0.0.1:9/",
+        ),
     ],
 )
 def test_bad_arguments_exit_2_with_a_message(args: list[str], message: str) -> None:
     result = runner.invoke(app, args)
     assert result.exit_code == 2, result.output
     assert message in result.stderr
+    assert result.stderr.count("\n") == 1, "one line"
     assert "Traceback" not in result.output
 
 
