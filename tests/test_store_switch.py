@@ -54,6 +54,21 @@ def reader(url: str, graph: str, stop: threading.Event, reads: list[Read]) -> No
             reads.append(Read(started, time.monotonic(), int(response.text.split()[1])))
 
 
+def start_readers(
+    url: str, count: int
+) -> tuple[threading.Event, list[Read], list[threading.Thread]]:
+    """``count`` readers of the graph ``rows``, until the event is set."""
+    stop = threading.Event()
+    reads: list[Read] = []
+    threads = [
+        threading.Thread(target=reader, args=(url, f"{EXTRA}rows", stop, reads))
+        for _ in range(count)
+    ]
+    for thread in threads:
+        thread.start()
+    return stop, reads, threads
+
+
 def assert_switched_at_once(reads: list[Read], old: int, new: int) -> None:
     """Every read saw the old or the new count, and none started after a read that saw the
     new one had ended yet saw the old one."""
@@ -70,14 +85,7 @@ def test_a_load_during_serving_is_seen_by_all_workers_at_once(tmp_path: Path) ->
     load(db, [first], Settings())
     server = LiveServer("--db", str(db), "--workers", "3").wait()
     try:
-        stop = threading.Event()
-        reads: list[Read] = []
-        threads = [
-            threading.Thread(target=reader, args=(server.url, f"{EXTRA}rows", stop, reads))
-            for _ in range(4)
-        ]
-        for thread in threads:
-            thread.start()
+        stop, reads, threads = start_readers(server.url, 4)
         time.sleep(0.5)
         # The same graph, replaced with more rows: the count tells the versions apart.
         bigger = many_triples(tmp_path / "next" / "rows.nt", 5_000, "b")
@@ -116,14 +124,7 @@ def test_serving_during_a_load(tmp_path: Path) -> None:
     server = LiveServer("--db", str(db), "--workers", "2")
     try:
         server.wait(timeout=120)
-        stop = threading.Event()
-        reads: list[Read] = []
-        threads = [
-            threading.Thread(target=reader, args=(server.url, f"{EXTRA}rows", stop, reads))
-            for _ in range(3)
-        ]
-        for thread in threads:
-            thread.start()
+        stop, reads, threads = start_readers(server.url, 3)
         assert loading.wait(180) == 0, loading.stderr.read() if loading.stderr else ""
         time.sleep(1.0)
         stop.set()

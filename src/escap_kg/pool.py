@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import logging
 import multiprocessing.connection
 import os
 import select
@@ -43,6 +44,8 @@ from escap_kg.worker import StoreSource, decode
 
 if TYPE_CHECKING:
     from escap_kg.database import Pin
+
+log = logging.getLogger("escap_kg.engine")
 
 #: A job that has held its worker this long (seconds) counts as long: its worker's CPU priority
 #: is lowered, and the pool starts another worker so that short queries never queue behind it.
@@ -275,6 +278,7 @@ class _Spool:
     def __init__(self) -> None:
         self.memory: collections.deque[bytes] = collections.deque()
         self.in_memory = 0
+        self.spilled: Any = None
         self.file: int = -1
         self.written = 0
         self.read_at = 0
@@ -289,10 +293,10 @@ class _Spool:
             self.memory.append(chunk)
             self.in_memory += len(chunk)
         else:
-            if self.file < 0:
-                self.file = os.open(
-                    tempfile.gettempdir(), os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o600
-                )
+            if self.spilled is None:
+                # Unlinked from the start (O_TMPFILE where the system has it): always removed.
+                self.spilled = tempfile.TemporaryFile(buffering=0)  # noqa: SIM115
+                self.file = self.spilled.fileno()
             os.pwrite(self.file, chunk, self.written)
             self.written += len(chunk)
         self.changed.set()
@@ -316,7 +320,9 @@ class _Spool:
 
     def close(self) -> None:
         self.memory.clear()
-        _close(self.file)
+        if self.spilled is not None:
+            self.spilled.close()
+            self.spilled = None
         self.file = -1
 
 
@@ -728,7 +734,11 @@ class QueryEngine:
                 )
             if kind == "error":
                 raise EngineError(*payload)
-            # A new version: old idle workers go now, busy ones when their job ends.
+            # A new version: old idle workers go now, busy ones when their job ends. (On disk
+            # the pinned folder is the same: the update was written into it.)
+            if self._pins:
+                self._pins[self.generation + 1] = self._pins.pop(self.generation)
+            self.generation += 1
             self._trim()
             self._top_up()
             if not self.on_disk:
@@ -754,9 +764,6 @@ class QueryEngine:
             finally:
                 _close(pidfd)
             if reply[0] == "ok":
-                if self._pins:
-                    self._pins[self.generation + 1] = self._pins.pop(self.generation)
-                self.generation += 1
                 return ("ok", None)
             if reply[0] in ("timeout", "crashed"):
                 return (reply[0], None)
@@ -808,11 +815,16 @@ class QueryEngine:
                     time.sleep(0.1)
         finally:
             _close(pidfd)
-        if path.exists():
-            old = self.source.snapshot
-            self.source = replace(self.source, snapshot=path, extra=())
-            if old is not None and old != path:
-                old.unlink(missing_ok=True)
+        if not path.exists():
+            log.warning(
+                "could not save the updated graph; a query engine restarted after a crash "
+                "would start from the graph before this update"
+            )
+            return
+        old = self.source.snapshot
+        self.source = replace(self.source, snapshot=path, extra=())
+        if old is not None and old != path:
+            old.unlink(missing_ok=True)
 
     # On-disk stores: following a load ----------------------------------------------------------
 
@@ -829,12 +841,15 @@ class QueryEngine:
             if not current.changed():
                 return  # another request has already followed it
             loop = asyncio.get_running_loop()
-            await loop.run_in_executor(self._threads, self._repin)
+            fresh = await loop.run_in_executor(self._threads, self._repin)
+            self._pins[self.generation + 1] = fresh
+            self.generation += 1
             self._trim()
             self._top_up()
             self._release_pins()
 
-    def _repin(self) -> None:
+    def _repin(self) -> Pin:
+        """Pin the store's new version and point the zygote at it (in a thread: it blocks)."""
         from escap_kg.database import pin
 
         fresh = pin(self._database)
@@ -852,8 +867,7 @@ class QueryEngine:
                     reply = None
                 if reply is None or reply[0] != "ok":
                     self._restart_zygote()
-            self._pins[self.generation + 1] = fresh
-            self.generation += 1
+        return fresh
 
     def _release_pins(self) -> None:
         """Let go of the versions no worker reads any more (a later load may then delete them)."""
