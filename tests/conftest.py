@@ -19,6 +19,21 @@ ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def validation_cache() -> Iterator[Path]:
+    """Servers started by the tests remember validated content in a folder of the test run,
+    not the user's cache."""
+    folder = Path(tempfile.mkdtemp(prefix="escap-kg-cache-"))
+    previous = os.environ.get("ESCAP_KG_CACHE_DIR")
+    os.environ["ESCAP_KG_CACHE_DIR"] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop("ESCAP_KG_CACHE_DIR", None)
+    else:
+        os.environ["ESCAP_KG_CACHE_DIR"] = previous
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def settings() -> Settings:
     return Settings()

@@ -644,12 +644,26 @@ def serve(
             if writer is not None:
                 writer.release()
         return
-    from escap_kg.validate import report_lines, validate
+    from escap_kg.server import create_app, local_engine
+    from escap_kg.store import check_parses
+    from escap_kg.validate import report_lines, validate_once
 
     with _errors():
         kg = KnowledgeGraph.load(replace(settings, extra_files=()))
-        report = validate(kg)
+    # Files added for a session are parsed here once to check them (without keeping them),
+    # then loaded by the zygote itself, in memory: this process keeps no copy of them.
+    extras = [sf for sf in source_files(settings) if sf.kind == "extra"]
+    counted = 0
+    with _errors():
+        for sf in extras:
+            counted += check_parses(sf)
+    # The zygote loads the graph while this process validates it and imports the web framework.
+    engine = local_engine(settings, kg.nquads(), extra=[(sf.path, sf.graph) for sf in extras])
+    engine.launch()
+    with _errors():
+        report = validate_once(kg)
     if not report.ok:
+        engine.kill()
         console = _console(err=True)
         for line in report_lines(report, kg):
             console.print(f"escap-kg: invalid: {line}", markup=False)
@@ -659,26 +673,10 @@ def serve(
             markup=False,
         )
         raise typer.Exit(EXIT_INVALID)
-    from escap_kg.server import create_app
-
-    if not data:
-        summary = f"{len(kg):,} triples in {len(kg.files)} files, in memory"
-        _run_server(create_app(settings, kg), settings, host, port, summary)
-        return
-    # Files added for a session are parsed here once to check them (without keeping them),
-    # then loaded by every worker itself, in memory: this process keeps no copy of them.
-    from escap_kg.server import local_engine
-    from escap_kg.store import check_parses
-
-    extras = [sf for sf in source_files(settings) if sf.kind == "extra"]
-    counted = 0
-    with _errors():
-        for sf in extras:
-            counted += check_parses(sf)
-    engine = local_engine(settings, kg.nquads(), extra=[(sf.path, sf.graph) for sf in extras])
-    engine.launch()
     summary = (
         f"{len(kg) + counted:,} statements from {len(kg.files) + len(extras)} files, in memory"
+        if extras
+        else f"{len(kg):,} triples in {len(kg.files)} files, in memory"
     )
     _run_server(create_app(settings, engine=engine), settings, host, port, summary)
 
@@ -737,19 +735,26 @@ def _run_server(application: Any, settings: Settings, host: str, port: int, what
     shown = f"[{host}]" if ":" in host else host
     base = f"http://{shown}:{port}"
     console = _console()
-    console.print(f"escap-kg {__version__}: serving {what}", markup=False)
-    for label, path in (
-        ("home page", "/"),
-        ("SPARQL endpoint and query UI", "/sparql"),
-        ("query catalogue API", "/api/queries"),
-        ("API documentation", "/docs"),
-        ("download (Turtle)", "/download/escap-kg.ttl"),
-        ("dataset description", "/.well-known/void"),
-        ("ontology documentation", "/ontology"),
-    ):
-        console.print(f"  {label:<30} {base}{path}", markup=False)
-    if settings.update_token:
-        console.print("  SPARQL Update is enabled (Authorization: Bearer <token>)", markup=False)
+
+    def announce() -> None:
+        """The URLs, once the engine is up and the server about to listen."""
+        console.print(f"escap-kg {__version__}: serving {what}", markup=False)
+        for label, path in (
+            ("home page", "/"),
+            ("SPARQL endpoint and query UI", "/sparql"),
+            ("query catalogue API", "/api/queries"),
+            ("API documentation", "/docs"),
+            ("download (Turtle)", "/download/escap-kg.ttl"),
+            ("dataset description", "/.well-known/void"),
+            ("ontology documentation", "/ontology"),
+        ):
+            console.print(f"  {label:<30} {base}{path}", markup=False)
+        if settings.update_token:
+            console.print(
+                "  SPARQL Update is enabled (Authorization: Bearer <token>)", markup=False
+            )
+
+    application.state.on_ready = announce
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
     )

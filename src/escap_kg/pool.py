@@ -399,6 +399,13 @@ class QueryEngine:
         if self._zygote is None:
             self._zygote = _Zygote(self.source)
 
+    def kill(self) -> None:
+        """Stop a zygote launched but never started (the server will not serve after all)."""
+        self.closed = True
+        if self._zygote is not None:
+            self._zygote.kill()
+        self._dir.cleanup()
+
     @property
     def on_disk(self) -> bool:
         """True when the workers share an on-disk store."""

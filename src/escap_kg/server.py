@@ -136,15 +136,15 @@ def create_app(
     """
     settings = settings or Settings.from_env()
     catalogue = load_catalogue(settings)
-    canonical = False
     if engine is None:
         if settings.database is not None:
             engine = local_engine(settings, settings.database)
         else:
             # The graph goes to the engine's zygote as N-Quads; this process keeps no copy.
-            canonical = not settings.extra_files
             engine = local_engine(settings, (kg or KnowledgeGraph.load(settings)).nquads())
             kg = None
+    # Our own graph alone, in memory: small enough for canonical downloads.
+    canonical = isinstance(engine, QueryEngine) and not engine.on_disk and not settings.extra_files
     state = State(settings, engine, catalogue, canonical_downloads=canonical)
     running = engine
 
@@ -153,6 +153,9 @@ def create_app(
         await running.start()
         if isinstance(running, QueryEngine):
             log.info("kernel network guard for the query workers: %s", running.guard)
+        announce = getattr(app.state, "on_ready", None)
+        if announce is not None:
+            announce()
         # What is loaded by now (the graph, the catalogue, the framework) stays for the life of
         # the server: move it out of the garbage collector's sight. A full collection over it
         # took about 100 ms, a pause every request in flight felt. (No collection first: it

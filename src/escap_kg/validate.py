@@ -192,6 +192,54 @@ def validate(kg: KnowledgeGraph) -> Report:
     return Report(sorted(shape_violations + check_violations), shapes, checks)
 
 
+def content_key(kg: KnowledgeGraph) -> str:
+    """A hash of everything validation depends on: the package version, the resource base, the
+    graph's files, the shapes and the checks. Equal keys give equal reports."""
+    import hashlib
+
+    from escap_kg import __version__
+
+    digest = hashlib.sha256(f"{__version__}\n{kg.settings.base_iri}\n".encode())
+    checks = sorted(checks_dir(kg).glob("*.rq")) if checks_dir(kg).is_dir() else []
+    for path in [*(sf.path for sf in kg.files), shapes_path(kg), *checks]:
+        digest.update(f"{path.name}\n".encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def validation_cache() -> Path:
+    """Where the keys of content that passed validation are kept (``ESCAP_KG_CACHE_DIR``, else
+    the user's cache folder)."""
+    import os
+
+    root = os.environ.get("ESCAP_KG_CACHE_DIR") or os.environ.get("XDG_CACHE_HOME")
+    base = Path(root) if root else Path.home() / ".cache"
+    return (base if os.environ.get("ESCAP_KG_CACHE_DIR") else base / "escap-kg") / "validated"
+
+
+def validate_once(kg: KnowledgeGraph) -> Report:
+    """:func:`validate`, or nothing to do when this very content has passed before.
+
+    Validation takes a second or more (pySHACL), and the content of a release does not change
+    between starts: a passing result is remembered by :func:`content_key`, so a server starts
+    without it. A failing one is never remembered; a cache that cannot be written is skipped.
+    """
+    try:
+        marker = validation_cache() / content_key(kg)
+        if marker.exists():
+            return Report()
+    except OSError:
+        return validate(kg)
+    report = validate(kg)
+    if report.ok:
+        try:
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_text(f"{report.shapes_checked} shapes, {report.checks_run} checks\n")
+        except OSError:
+            pass
+    return report
+
+
 def report_lines(report: Report, kg: KnowledgeGraph) -> list[str]:
     """One line per violation, ``file:line: rule: resource property = value: message``."""
     names = prefixes(kg.settings.base_iri)
