@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -27,7 +29,7 @@ from escap_kg.queries import (
     to_table,
 )
 from escap_kg.settings import Settings
-from escap_kg.store import DataError, KnowledgeGraph, iter_files, source_files
+from escap_kg.store import DataError, KnowledgeGraph, iter_files, rdf_format, source_files
 
 app = typer.Typer(
     name="escap-kg",
@@ -493,8 +495,6 @@ def publish(
     Idempotent: each named graph is replaced, never added to. Works with Oxigraph server, Jena
     Fuseki, Virtuoso, GraphDB and Amazon Neptune (see the README for their URLs).
     """
-    import os
-
     from escap_kg.remote import publish as publish_graph
 
     credentials = user or os.environ.get("ESCAP_KG_PUBLISH_USER")
@@ -645,18 +645,17 @@ def serve(
                 writer.release()
         return
     from escap_kg.server import create_app, local_engine
-    from escap_kg.store import check_parses
     from escap_kg.validate import report_lines, validate_once
 
     with _errors():
         kg = KnowledgeGraph.load(replace(settings, extra_files=()))
-    # Files added for a session are parsed here once to check them (without keeping them),
-    # then loaded by the zygote itself, in memory: this process keeps no copy of them.
-    extras = [sf for sf in source_files(settings) if sf.kind == "extra"]
-    counted = 0
-    with _errors():
+        # Files added for a session are loaded by the zygote alone, which names the file and
+        # line of a syntax error: this process neither parses them nor keeps a copy.
+        extras = [sf for sf in source_files(settings) if sf.kind == "extra"]
         for sf in extras:
-            counted += check_parses(sf)
+            rdf_format(sf.path)
+            if not sf.path.is_file():
+                raise DataError(sf.path, "file not found")
     # The zygote loads the graph while this process validates it and imports the web framework.
     engine = local_engine(settings, kg.nquads(), extra=[(sf.path, sf.graph) for sf in extras])
     engine.launch()
@@ -673,12 +672,68 @@ def serve(
             markup=False,
         )
         raise typer.Exit(EXIT_INVALID)
+    counted = _wait_for_loads(engine, [sf.path for sf in extras])
     summary = (
-        f"{len(kg) + counted:,} statements from {len(kg.files) + len(extras)} files, in memory"
+        f"{counted or 0:,} statements from {len(kg.files) + len(extras)} files, in memory"
         if extras
         else f"{len(kg):,} triples in {len(kg.files)} files, in memory"
     )
     _run_server(create_app(settings, engine=engine), settings, host, port, summary)
+
+
+def _wait_for_loads(engine: Any, files: list[Path]) -> int | None:
+    """Wait for the zygote to hold the graph, with a progress bar over the files it reads
+    (followed from its read offsets in /proc); exit 2 naming the file and line of an error."""
+    import threading
+
+    from escap_kg.pool import StartError
+
+    outcome: list[int | StartError | None] = []
+
+    def wait() -> None:
+        try:
+            outcome.append(engine.wait_launched())
+        except StartError as err:
+            outcome.append(err)
+
+    waiter = threading.Thread(target=wait, daemon=True)
+    waiter.start()
+    if files:
+        from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+        paths = {str(p.resolve()): p for p in files}
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            DownloadColumn(),
+            TimeRemainingColumn(),
+            console=_console(err=True),
+            transient=True,
+        ) as bar:
+            tasks = {k: bar.add_task(p.name, total=p.stat().st_size) for k, p in paths.items()}
+            while waiter.is_alive():
+                for path, position in _read_offsets(engine.zygote_pid, paths):
+                    bar.update(tasks[path], completed=position)
+                waiter.join(0.25)
+    waiter.join()
+    result = outcome[0] if outcome else None
+    if isinstance(result, StartError):
+        engine.kill()
+        _fail(result.message)
+        return None
+    return result
+
+
+def _read_offsets(pid: int | None, paths: dict[str, Path]) -> list[tuple[str, int]]:
+    """How far process ``pid`` has read each of ``paths`` (Linux's /proc; nothing elsewhere)."""
+    found = []
+    with contextlib.suppress(OSError, ValueError, IndexError, TypeError):
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            target = os.readlink(fd)
+            if target in paths:
+                info = Path(f"/proc/{pid}/fdinfo/{fd.name}").read_text()
+                found.append((target, int(info.split("pos:", 1)[1].split()[0])))
+    return found
 
 
 def _load_with_progress(

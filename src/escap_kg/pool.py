@@ -78,6 +78,9 @@ class _Zygote:
         self.conn = multiprocessing.connection.Connection(parent.detach())
         child_fd = child.detach()
         self.guard: str | None = None
+        #: Statements the zygote holds in memory (None on disk), once it is ready.
+        self.size: int | None = None
+        self.ready = False
         self.pidfd = -1
         try:
             self.process: subprocess.Popen[bytes] | None = subprocess.Popen(  # noqa: S603
@@ -97,16 +100,21 @@ class _Zygote:
         self.pid = self.process.pid
 
     def wait_ready(self, timeout: float) -> None:
+        if self.ready:
+            return
+        failure = "the query engine failed to start"
         try:
             if self.conn.poll(timeout):
                 message = decode(self.conn.recv_bytes())
                 if message[0] == "ready":
-                    self.guard = message[2]
+                    self.guard, self.size, self.ready = message[2], message[3], True
                     return
+                if message[0] == "failed":
+                    failure = message[1]
         except (EOFError, OSError):
             pass
         self.kill()
-        raise EngineError(503, "the query engine failed to start")
+        raise StartError(503, failure)
 
     def receive_process(self) -> tuple[int, int]:
         """The pid and pidfd (-1 where there is none) of a process the zygote just forked."""
@@ -156,6 +164,11 @@ class _Zygote:
                 self.process.wait(5)
         with contextlib.suppress(Exception):
             self.conn.close()
+
+
+class StartError(EngineError):
+    """The engine could not start; the message says why (a data file's error names the file
+    and the line)."""
 
 
 def _kill_by_pidfd(pidfd: int) -> None:
@@ -398,6 +411,14 @@ class QueryEngine:
         """
         if self._zygote is None:
             self._zygote = _Zygote(self.source)
+
+    def wait_launched(self, timeout: float | None = None) -> int | None:
+        """Wait until the launched zygote holds the graph (in a thread, or before the server
+        runs); the number of statements it holds. Raises :class:`StartError`."""
+        self.launch()
+        assert self._zygote is not None  # noqa: S101 - launched above
+        self._zygote.wait_ready(self.start_timeout if timeout is None else timeout)
+        return self._zygote.size
 
     def kill(self) -> None:
         """Stop a zygote launched but never started (the server will not serve after all)."""
@@ -985,4 +1006,9 @@ def available_memory_kib() -> int | None:
     return _proc_kib("/proc/meminfo", "MemAvailable:") or None
 
 
-__all__: Sequence[str] = ("QueryEngine", "available_memory_kib", "default_query_memory")
+__all__: Sequence[str] = (
+    "QueryEngine",
+    "StartError",
+    "available_memory_kib",
+    "default_query_memory",
+)

@@ -326,7 +326,8 @@ class Zygote:
 
     def run(self, guard: str | None) -> None:
         signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # forks are reaped by the kernel
-        send_control(self.conn, "ready", os.getpid(), guard)
+        size = len(self.holder.store) if self.holder.store is not None else None
+        send_control(self.conn, "ready", os.getpid(), guard, size)
         self.loop()
 
     def loop(self) -> None:
@@ -461,7 +462,13 @@ def zygote_main(conn: multiprocessing.connection.Connection, source: StoreSource
     """
     zygote = Zygote(conn, source)
     if source.database is None:
-        zygote.holder.open()
+        from escap_kg.store import DataError
+
+        try:
+            zygote.holder.open()
+        except DataError as err:
+            send_control(conn, "failed", str(err))  # names the file and the line
+            return
     guard = "off: SERVICE is allowed"
     if source.guard:
         from escap_kg.sandbox import SandboxError, install_network_guard
