@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pyoxigraph as ox
 import pytest
+import rdflib
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
@@ -31,6 +32,8 @@ BODY = (
 )
 SEMINARS = "SELECT ?a WHERE { ?a a ekg:Seminar }"
 SEMINAR = f"{BASE}id/activity/seminar-2002-gender-equality-trafficking"
+SD = rdflib.Namespace("http://www.w3.org/ns/sparql-service-description#")
+SH = rdflib.Namespace("http://www.w3.org/ns/shacl#")
 runner = CliRunner()
 
 
@@ -237,6 +240,29 @@ def test_update_error_positions_are_not_shifted(writable: TestClient) -> None:
     status, message = update(writable, text)
     assert status == 400
     assert f"malformed update: line 1, column {column}:" in message
+
+
+# What the endpoint publishes -------------------------------------------------------------------
+
+
+def test_query_page_lists_the_prefixes(client: TestClient) -> None:
+    response = client.get("/sparql", headers={"Accept": "text/html"})
+    assert response.status_code == 200
+    for prefix, namespace in TABLE.items():
+        assert f"<tr><td>{prefix}:</td><td>{namespace}</td></tr>" in response.text
+
+
+def test_service_description_declares_each_prefix(client: TestClient) -> None:
+    response = client.get("/sparql", headers={"Accept": "text/turtle"})
+    graph = rdflib.Graph().parse(data=response.content, format="turtle")
+    service = next(graph.subjects(rdflib.RDF.type, SD.Service))
+    declared = {
+        str(graph.value(d, SH.prefix)): graph.value(d, SH.namespace)
+        for d in graph.objects(service, SH.declare)
+    }
+    assert declared == {
+        p: rdflib.Literal(ns, datatype=rdflib.XSD.anyURI) for p, ns in TABLE.items()
+    }
 
 
 # The CLI ---------------------------------------------------------------------------------------
