@@ -68,10 +68,6 @@ def render_query_ui(
         endpoint=html.escape(endpoint),
         storage_key=html.escape(storage_key(endpoint, examples, prefixes)),
         prefixes=script_json(prefixes),
-        prefix_rows="\n".join(
-            f"<tr><td>{html.escape(prefix)}:</td><td>{html.escape(iri)}</td></tr>"
-            for prefix, iri in sorted(prefixes.items())
-        ),
         examples=script_json([{"id": query_id, "query": text} for query_id, text in examples]),
     )
 
