@@ -22,6 +22,7 @@ VOCABULARY_PREFIXES: dict[str, str] = {
     "skos": "http://www.w3.org/2004/02/skos/core#",
     "xsd": "http://www.w3.org/2001/XMLSchema#",
     "wd": "http://www.wikidata.org/entity/",
+    "wdt": "http://www.wikidata.org/prop/direct/",
     "unbis": "http://metadata.un.org/thesaurus/",
     "sdg": "http://metadata.un.org/sdg/",
     "m49": "http://metadata.un.org/sdg/codes/geoArea/",

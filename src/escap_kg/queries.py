@@ -13,13 +13,14 @@ from typing import Literal
 
 import pyoxigraph as ox
 
-from escap_kg.iris import shorten
+from escap_kg.inspection import RefusedError, known_prefixes, syntax_message, with_prologue
+from escap_kg.iris import prefixes, shorten
 from escap_kg.settings import Settings
+from escap_kg.sparql import SparqlTextError, scan
 from escap_kg.store import KnowledgeGraph
 
 QUERY_FILE = re.compile(r"^(?P<number>\d{2})-(?P<slug>[a-z0-9]+(?:-[a-z0-9]+)*)\.rq$")
 PARAM_LINE = re.compile(r"^#\+\s*param:\s*(?P<name>\w+)\s+(?P<kind>iri|literal)\b\s*(?P<doc>.*)$")
-ERROR_POSITION = re.compile(r"^error at (?P<line>\d+):(?P<column>\d+): ")
 IRI_CHARS = re.compile(r'^[a-zA-Z][a-zA-Z0-9+.-]*:[^\s<>"{}|\\^`]*$')
 
 OutputFormat = Literal["table", "csv", "tsv", "json"]
@@ -147,15 +148,22 @@ def bind(query: Query, values: Mapping[str, str]) -> dict[str, ox.NamedNode | ox
 def run(
     kg: KnowledgeGraph, text: str, bindings: Mapping[str, ox.NamedNode | ox.Literal] | None = None
 ) -> ox.QuerySolutions | ox.QueryBoolean | ox.QueryTriples:
-    """Run SPARQL text over the union graph; a syntax error becomes a :class:`QueryError`."""
+    """Run SPARQL text over the union graph; a syntax error becomes a :class:`QueryError`.
+
+    The prefixes everyone knows (:func:`escap_kg.iris.prefixes`) need no declaration, as on the
+    endpoint.
+    """
     try:
-        return kg.query(text, dict(bindings or {}))
+        prologue = known_prefixes(text, scan(text), prefixes(kg.settings.base_iri))
+    except SparqlTextError as err:
+        raise QueryError(f"malformed query: {err}") from None
+    except RefusedError as err:
+        raise QueryError(err.message) from None
+    full = with_prologue(text, prologue)
+    try:
+        return kg.query(full, dict(bindings or {}))
     except SyntaxError as err:
-        message = str(err.args[0]) if err.args else str(err)
-        if match := ERROR_POSITION.match(message):
-            line, column = match["line"], match["column"]
-            message = f"line {line}, column {column}: {message[match.end() :]}"
-        raise QueryError(f"malformed query: {message}") from None
+        raise QueryError(f"malformed query: {syntax_message(err, full, len(prologue))}") from None
     except (ValueError, OSError, RuntimeError) as err:
         raise QueryError(f"query failed: {err}") from None
 

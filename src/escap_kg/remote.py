@@ -480,10 +480,11 @@ class RemoteEngine:
     def _request(
         self, job: QueryJob, emulate_union: bool
     ) -> tuple[str, Mapping[str, str], str, dict[str, str | list[str]], QueryJob]:
-        """The media type to ask for, the media types that name the same format, the BASE put
-        before the text (so error positions can be given in the text as sent), and the form."""
+        """The media type to ask for, the media types that name the same format, the BASE and
+        known prefixes put before the text (so error positions can be given in the text as
+        sent), and the form."""
         try:
-            info, fmt, _ = inspect_query(job)
+            info, fmt, _, prologue = inspect_query(job)
         except RefusedError as err:
             raise EngineError(err.status, err.message) from None
         graph_answer = info.form in ("CONSTRUCT", "DESCRIBE")
@@ -500,6 +501,7 @@ class RemoteEngine:
                 prefix = f"BASE {sparql_term(ox.NamedNode(job.base_iri))} "
             except ValueError:
                 raise EngineError(400, f"base IRI {job.base_iri!r} is not an IRI") from None
+        prefix += prologue
         text = prefix + text
         if job.bindings:
             try:

@@ -141,6 +141,11 @@ class Scan:
     #: http(s) IRI, else "" (a variable, a prefixed name, a relative IRI, ...), which the endpoint
     #: cannot check and so refuses.
     services: list[str] = field(default_factory=list)
+    #: Each prefix name the text uses in a prefixed name (``ekg`` for ``ekg:Seminar``, "" for
+    #: ``:x``), with the offset of its first use.
+    prefixes_used: dict[str, int] = field(default_factory=dict)
+    #: Each prefix name the text declares with ``PREFIX``, with the offset of the declaration.
+    prefixes_declared: dict[str, int] = field(default_factory=dict)
 
     @property
     def has_dataset_clause(self) -> bool:
@@ -173,6 +178,7 @@ def scan(text: str) -> Scan:
     keywords = result.keywords
     depth = nesting = chained = groups = separators = commas = semicolons = 0
     delete_end = -1
+    declaring = False
     m = None
     start = 1 if text.startswith("\ufeff") else 0
     for m in iter(_tokens_from(text, start), None):
@@ -184,6 +190,10 @@ def scan(text: str) -> Scan:
                 chained += _note(result, text, m, word, depth, delete_end)
                 if word == "DELETE":
                     delete_end = m.end()
+        elif kind == "pname":
+            name = m["pname"].partition(":")[0]
+            names = result.prefixes_declared if declaring else result.prefixes_used
+            names.setdefault(name, m.start("pname"))
         elif kind == "sep":
             separators += 1
             if separators > MAX_TRIPLE_PATTERNS:
@@ -231,6 +241,7 @@ def scan(text: str) -> Scan:
             )
         elif kind == "bad":
             raise SparqlTextError(f"unexpected character {m[kind]!r} at {_at(text, m)}")
+        declaring = kind == "word" and m["word"].upper() == "PREFIX"
         if chained > MAX_OPERATORS:
             raise SparqlTextError(
                 f"too many operators: more than {MAX_OPERATORS} (&&, ||, +, /, UNION, OPTIONAL, "

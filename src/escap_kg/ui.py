@@ -57,7 +57,8 @@ def render_query_ui(
     page makes it absolute against its own location. ``static`` is the URL prefix under which
     ``STATIC_DIR`` is served (``/static``). ``examples`` are ``(id, query text)`` pairs, one tab
     each, the first one active; ``prefixes`` maps a prefix to its namespace IRI, for YASQE's
-    prefix autocompletion and for YASR's shortening of IRIs in results.
+    prefix autocompletion, for YASR's shortening of IRIs in results, and for the page's table of
+    the prefixes a query may use without declaring them.
     """
     examples = [(str(query_id), str(text)) for query_id, text in examples]
     prefixes = {str(prefix): str(iri) for prefix, iri in prefixes.items()}

@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import rdflib
-from rdflib.namespace import DCAT, DCTERMS, RDF, RDFS, SKOS, VOID, XSD
+from rdflib.namespace import DCAT, DCTERMS, RDF, RDFS, SH, SKOS, VOID, XSD
 from rdflib_endpoint.sparql_router import SparqlRouter
 
 from escap_kg import __version__
 from escap_kg.export import EXPORT_FORMATS
+from escap_kg.iris import prefixes
 from escap_kg.settings import Settings
 
 SD = rdflib.Namespace("http://www.w3.org/ns/sparql-service-description#")
@@ -43,7 +44,7 @@ def service_description(
     rdflib-endpoint's router builds the description (service, languages, default dataset); we add
     each named graph with its size (``graphs``, counted by the engine, so it works for stores of
     any size) and state what this endpoint does differently: a union default graph, no federated
-    query, and every result format it writes.
+    query, every result format it writes, and the prefixes it knows without a declaration.
     """
     service = rdflib.URIRef(endpoint)
     seed = rdflib.Graph()
@@ -84,6 +85,14 @@ def service_description(
     graph.remove((service, SD.inputFormat, None))
     graph.add((service, rdflib.URIRef("http://rdfs.org/ns/void#rootResource"), _dataset(settings)))
     graph.add((service, RDFS.seeAlso, rdflib.URIRef(f"{base}/.well-known/void")))
+    # The prefixes a query may use without declaring them. The Service Description vocabulary
+    # has no property for them; SHACL's sh:declare (as WQS-like services publish) says the same.
+    for prefix, namespace in sorted(prefixes(settings.base_iri).items()):
+        declaration = rdflib.BNode()
+        graph.add((service, SH.declare, declaration))
+        graph.add((declaration, SH.prefix, rdflib.Literal(prefix)))
+        graph.add((declaration, SH.namespace, rdflib.Literal(namespace, datatype=XSD.anyURI)))
+    graph.bind("sh", SH)
     graph.bind("sd", SD)
     graph.bind("formats", FORMATS)
     return graph

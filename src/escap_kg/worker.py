@@ -36,6 +36,7 @@ from escap_kg.inspection import (
     inspect_update,
     plain_message,
     syntax_message,
+    with_prologue,
 )
 from escap_kg.jobs import (
     CHUNK,
@@ -206,9 +207,14 @@ class Worker:
             send_control(self.conn, "error", 400, f"query failed: {plain_message(err)}")
 
     def query(self, job: QueryJob, writer: _ChunkWriter) -> None:
-        info, fmt, media = inspect_query(job)
+        info, fmt, media, prologue = inspect_query(job)
         assert self.store is not None  # noqa: S101 - opened before any job
-        result = self.store.query(job.text, **_query_options(job, info))
+        text = with_prologue(job.text, prologue)
+        try:
+            result = self.store.query(text, **_query_options(job, info))
+        except SyntaxError as err:
+            message = syntax_message(err, text, len(prologue))
+            raise RefusedError(400, f"malformed query: {message}") from None
         self.conn.send_bytes(HEAD + f"{fmt} {media}".encode())
         if isinstance(result, ox.QueryTriples):
             if fmt not in GRAPH_FORMATS:
@@ -240,13 +246,17 @@ class Worker:
 
     def update(self, job: UpdateJob) -> None:
         """Evaluate an update (the writer's side: see :func:`zygote_main`)."""
-        text = inspect_update(job)
-        if self.source.database is None:
-            assert self.store is not None  # noqa: S101 - opened before any job
-            self.store.update(text, base_iri=job.base_iri)
-            return
-        writable = ox.Store(str(self.source.database))
-        writable.update(text, base_iri=job.base_iri)
+        text, shift = inspect_update(job)
+        try:
+            if self.source.database is None:
+                assert self.store is not None  # noqa: S101 - opened before any job
+                self.store.update(text, base_iri=job.base_iri)
+                return
+            writable = ox.Store(str(self.source.database))
+            writable.update(text, base_iri=job.base_iri)
+        except SyntaxError as err:
+            message = syntax_message(err, text, shift)
+            raise RefusedError(400, f"malformed update: {message}") from None
         writable.flush()
         del writable
 

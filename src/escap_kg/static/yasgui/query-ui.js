@@ -51,6 +51,17 @@
     var storageKey = root.getAttribute("data-storage-key") || "";
     var Yasqe = Yasgui.Yasqe;
 
+    // The table of prefixes a query may use undeclared, filled from the JSON block (the page's
+    // HTML holds no namespace IRI outside it).
+    var rows = document.getElementById("query-ui-prefix-rows");
+    Object.keys(prefixes).sort().forEach(function (p) {
+      var row = rows ? rows.insertRow() : null;
+      if (row) {
+        row.insertCell().textContent = p + ":";
+        row.insertCell().textContent = prefixes[p];
+      }
+    });
+
     // Prefix autocompletion offers our prefixes, not YASQE's bundled list, and never asks
     // prefix.cc (prefixCcApi stays null); persistenceId null: the list is not kept in storage.
     var prefixLines = Object.keys(prefixes).sort().map(function (p) {
