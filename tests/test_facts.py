@@ -36,6 +36,7 @@ SEMINAR = "activity:seminar-2002-gender-equality-trafficking"
 EGM_2003 = "activity:egm-2003-international-migration-and-development"
 PAGE = "<http://www.unescap.org/esid/psis/population/programme/meetings>"
 PLAN = "plan:fifth-appc-plan-of-action"
+SOURCE = "<https://w3id.org/escap-kg/id/source/escap-migration-activities>"
 
 # (what the fact says, the paragraph that states it or "context"/a link graph, the triple patterns)
 FACTS: list[tuple[str, str, str]] = [
@@ -253,6 +254,17 @@ FACTS: list[tuple[str, str, str]] = [
         f"?rec prov:wasGeneratedBy {EGM_2003} ; ekg:availableFrom {PAGE} . "
         f"?papers a ekg:BackgroundPaper ; ekg:availableFrom {PAGE} .",
     ),
+    (
+        "the source is a report in English by ESCAP, covering 2001 to 2003",
+        "source-document",
+        f"{SOURCE} a ekg:SourceDocument, schema:Report ; "
+        "dcterms:title 'Activities in the area of international migration'@en ; "
+        "dcterms:creator organization:escap ; "
+        "dcterms:language <http://id.loc.gov/vocabulary/iso639-1/en> ; "
+        "dcterms:temporal [ a dcterms:PeriodOfTime ; "
+        "<http://www.w3.org/ns/dcat#startDate> '2001'^^xsd:gYear ; "
+        "<http://www.w3.org/ns/dcat#endDate> '2003'^^xsd:gYear ] .",
+    ),
 ]
 
 
@@ -281,6 +293,18 @@ def test_each_paragraph_graph_is_traced_to_its_paragraph(
       GRAPH graph:paragraph-{paragraph} {{ ?s ?pred ?o }}
     }}"""
     assert bool(kg.query(query)), f"graph paragraph-{paragraph} is empty or not traced"
+
+
+def test_source_lists_its_paragraphs_in_order_and_has_no_file_name(kg: KnowledgeGraph) -> None:
+    """A reader cites the document and its numbered paragraphs, not a file of ours."""
+    query = f"""{PREFIXES}
+    SELECT ?position WHERE {{ {SOURCE} dcterms:hasPart ?p . ?p schema:position ?position }}
+    ORDER BY ?position"""
+    result = kg.query(query)
+    assert isinstance(result, ox.QuerySolutions)
+    assert [int(row["position"].value) for row in result] == [1, 2, 3, 4, 5]
+    ask = f"{PREFIXES} ASK {{ {SOURCE} dcterms:identifier ?id }}"
+    assert not bool(kg.query(ask)), "the source document is identified by a file name"
 
 
 def test_no_day_is_invented(kg: KnowledgeGraph) -> None:

@@ -40,6 +40,7 @@ RESOURCE_KINDS: tuple[str, ...] = (
     "organization",
     "paragraph",
     "participation",
+    "period",
     "place",
     "plan",
     "planned-work",

@@ -493,6 +493,7 @@ async def dataset_stats(state: State) -> DatasetStats:
         classes={r["class"]: int(r["n"]) for r in rows["classes"]},
         links={(r["target"], r["link"]): int(r["n"]) for r in rows["links"]},
         graphs={r["graph"]: int(r["n"]) for r in rows["graphs"]},
+        issued=rows["issued"][0]["created"] if rows["issued"] else "",
     )
     state.stats = {generation: stats}
     return stats
@@ -896,21 +897,9 @@ def _add_download_routes(app: FastAPI, state: State) -> None:
             raise ProtocolError(
                 404, f"no download escap-kg.{suffix}; try {', '.join(sorted(DOWNLOADS))}"
             )
-        engine = state.engine
-        if not state.canonical_downloads or not isinstance(engine, QueryEngine):
-            return await _stream_download(state, spec, suffix)
-        key = (spec.name, state.generation)
-        item = state.downloads.get(key)
+        item = await _cached_download(state, spec)
         if item is None:
-            job = ExportJob(spec.name, state.settings.base_iri)
-            body = await engine.export(job, max(state.settings.query_timeout, 300.0))
-            item = Download(
-                body,
-                gzip.compress(body, mtime=0),
-                '"' + hashlib.sha256(body).hexdigest()[:32] + '"',
-            )
-            state.downloads = {k: v for k, v in state.downloads.items() if k[1] == state.generation}
-            state.downloads[key] = item
+            return await _stream_download(state, spec, suffix)
         headers = {
             "ETag": item.etag,
             "Content-Disposition": f'attachment; filename="escap-kg.{suffix}"',
@@ -939,9 +928,35 @@ def _add_download_routes(app: FastAPI, state: State) -> None:
         from escap_kg.void import describe_dataset
 
         stats = await dataset_stats(state)
-        graph = describe_dataset(stats, state.settings, request_base(request))
+        sizes = {}
+        for spec in EXPORT_FORMATS.values():
+            item = await _cached_download(state, spec)
+            if item is not None:
+                sizes[spec.name] = len(item.body)
+        graph = describe_dataset(stats, state.settings, request_base(request), sizes)
         body = graph.serialize(format=DESCRIPTION_TYPES[chosen])
         return Response(body, media_type=chosen, headers={"Vary": "Accept"})
+
+
+async def _cached_download(state: State, spec: ExportFormat) -> Download | None:
+    """The whole graph in ``spec``'s format, written once per version of the store; ``None``
+    when the store is too big to hold here and its downloads are streamed."""
+    engine = state.engine
+    if not state.canonical_downloads or not isinstance(engine, QueryEngine):
+        return None
+    key = (spec.name, state.generation)
+    item = state.downloads.get(key)
+    if item is None:
+        job = ExportJob(spec.name, state.settings.base_iri)
+        body = await engine.export(job, max(state.settings.query_timeout, 300.0))
+        item = Download(
+            body,
+            gzip.compress(body, mtime=0),
+            '"' + hashlib.sha256(body).hexdigest()[:32] + '"',
+        )
+        state.downloads = {k: v for k, v in state.downloads.items() if k[1] == state.generation}
+        state.downloads[key] = item
+    return item
 
 
 async def _stream_download(state: State, spec: ExportFormat, suffix: str) -> Response:

@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import rdflib
-from rdflib.namespace import DCAT, DCTERMS, RDF, RDFS, SH, SKOS, VOID, XSD
+from rdflib.namespace import DCAT, DCTERMS, FOAF, OWL, RDF, RDFS, SH, SKOS, VOID, XSD
 from rdflib_endpoint.sparql_router import SparqlRouter
 
 from escap_kg import __version__
 from escap_kg.export import EXPORT_FORMATS
-from escap_kg.iris import prefixes
+from escap_kg.iris import ONTOLOGY_IRI, prefixes
 from escap_kg.settings import Settings
 
 SD = rdflib.Namespace("http://www.w3.org/ns/sparql-service-description#")
@@ -22,6 +22,9 @@ DESCRIPTION = (
     "migration and development in 2001-2003: meetings and conferences, partners and their roles, "
     "themes, findings and recommendations, each statement traced to its source paragraph."
 )
+#: Who makes and publishes the dataset (ESCAP wrote the source document, not the dataset).
+MAINTAINERS = "escap-kg maintainers"
+SOURCE_SLUG = "escap-migration-activities"
 
 #: Datasets we link to: the namespace their IRIs start with, and a landing IRI for VoID.
 LINK_TARGETS: dict[str, tuple[str, str]] = {
@@ -111,6 +114,8 @@ class DatasetStats:
     classes: dict[str, int] = field(default_factory=dict)
     links: dict[tuple[str, str], int] = field(default_factory=dict)
     graphs: dict[str, int] = field(default_factory=dict)
+    #: The ontology's dcterms:created, the date this release of the dataset was first issued.
+    issued: str = ""
 
 
 _SKOS = "http://www.w3.org/2004/02/skos/core#"
@@ -121,6 +126,7 @@ STATS_QUERIES: dict[str, str] = {
         "SELECT ?class (COUNT(DISTINCT ?s) AS ?n) "
         "WHERE { ?s a ?class FILTER(isIRI(?class)) } GROUP BY ?class"
     ),
+    "issued": f"SELECT ?created WHERE {{ <{ONTOLOGY_IRI}> <{DCTERMS.created}> ?created }}",
     "graphs": "SELECT ?graph (COUNT(*) AS ?n) WHERE { GRAPH ?graph { ?s ?p ?o } } GROUP BY ?graph",
     "links": (
         "SELECT ?target ?link (COUNT(*) AS ?n) WHERE { "
@@ -134,11 +140,27 @@ STATS_QUERIES: dict[str, str] = {
 }
 
 
-def describe_dataset(stats: DatasetStats, settings: Settings, base: str) -> rdflib.Graph:
-    """A VoID and DCAT description: size, classes, links, licence, downloads and endpoint."""
+def describe_dataset(
+    stats: DatasetStats, settings: Settings, base: str, sizes: dict[str, int] | None = None
+) -> rdflib.Graph:
+    """A VoID and DCAT description: size, classes, links, who made it and when, its version,
+    licence, source, downloads (with their size in bytes where ``sizes``, keyed by export format
+    name, gives it) and endpoint.
+
+    No dcterms:modified: nothing the server holds says truthfully when the data last changed
+    (file times are those of the checkout), so it is left out rather than guessed.
+    """
     graph = rdflib.Graph()
-    for prefix, ns in (("void", VOID), ("dcat", DCAT), ("dcterms", DCTERMS), ("skos", SKOS)):
+    for prefix, ns in (
+        ("void", VOID),
+        ("dcat", DCAT),
+        ("dcterms", DCTERMS),
+        ("skos", SKOS),
+        ("foaf", FOAF),
+        ("owl", OWL),
+    ):
         graph.bind(prefix, ns)
+    sizes = sizes or {}
     dataset = _dataset(settings)
     add = graph.add
     add((dataset, RDF.type, VOID.Dataset))
@@ -146,7 +168,16 @@ def describe_dataset(stats: DatasetStats, settings: Settings, base: str) -> rdfl
     add((dataset, DCTERMS.title, rdflib.Literal(TITLE, lang="en")))
     add((dataset, DCTERMS.description, rdflib.Literal(DESCRIPTION, lang="en")))
     add((dataset, DCTERMS.license, LICENSE))
-    add((dataset, DCTERMS.hasVersion, rdflib.Literal(__version__)))
+    add((dataset, OWL.versionInfo, rdflib.Literal(__version__)))
+    add((dataset, rdflib.URIRef(f"{DCAT}version"), rdflib.Literal(__version__)))  # DCAT 3
+    maintainers = rdflib.URIRef(f"{dataset}#maintainers")
+    add((maintainers, RDF.type, FOAF.Agent))
+    add((maintainers, FOAF.name, rdflib.Literal(MAINTAINERS)))
+    add((dataset, DCTERMS.creator, maintainers))
+    add((dataset, DCTERMS.publisher, maintainers))
+    if stats.issued:
+        add((dataset, DCTERMS.issued, rdflib.Literal(stats.issued, datatype=XSD.date)))
+    add((dataset, DCTERMS.source, rdflib.URIRef(f"{settings.id_base}source/{SOURCE_SLUG}")))
     add((dataset, VOID.sparqlEndpoint, rdflib.URIRef(f"{base}/sparql")))
     add((dataset, VOID.uriSpace, rdflib.Literal(settings.id_base)))
     add((dataset, VOID.vocabulary, rdflib.URIRef("https://w3id.org/escap-kg/ontology#")))
@@ -191,6 +222,9 @@ def describe_dataset(stats: DatasetStats, settings: Settings, base: str) -> rdfl
             )
         )
         add((distribution, DCTERMS.license, LICENSE))
+        if spec.name in sizes:
+            size = rdflib.Literal(sizes[spec.name], datatype=XSD.nonNegativeInteger)
+            add((distribution, DCAT.byteSize, size))
     service = rdflib.URIRef(f"{base}/sparql")
     add((service, RDF.type, DCAT.DataService))
     add((service, DCAT.endpointURL, service))

@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, PlainTextResponse
 from fastapi.routing import APIRoute
 
+from escap_kg.citation import cite
 from escap_kg.iris import ONTOLOGY_IRI
 from escap_kg.pages import jsonld, svg
 from escap_kg.pages.data import (
@@ -454,6 +455,9 @@ class Pages:
             (f"{base}/download/escap-kg.{suffix}", media) for suffix, media, _ in DOWNLOADS
         ]
         data = jsonld.dataset_jsonld(f"{base}/", HOME_DESCRIPTION, counts, downloads)
+        from escap_kg.server import dataset_stats  # the server imports this module
+
+        citation = cite(f"{base}/", (await dataset_stats(self.state)).issued)
         page = render(
             "home.html",
             title="ESCAP and international migration, 2001-2003",
@@ -464,6 +468,7 @@ class Pages:
             network=svg.network(activities, "home-network", roles),
             themes=themes,
             downloads=DOWNLOADS,
+            citation=citation,
             jsonld=jsonld_block(data),
             active="/",
         )
