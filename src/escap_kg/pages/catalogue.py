@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urljoin
 
 from fastapi import Request, Response
 from fastapi.responses import HTMLResponse, PlainTextResponse
@@ -122,10 +122,13 @@ class CataloguePages:
         return HTMLResponse(page, status_code=status)
 
     def resolve(self, value: str) -> str:
-        """An IRI given in full, or relative to the base (``id/activity/fifth-appc``)."""
+        """An IRI given in full, or relative to the base (``id/activity/fifth-appc``), resolved as
+        the endpoint resolves relative IRIs."""
         if IRI_CHARS.match(value):
             return value
-        return self.state.settings.base_iri + value.removeprefix("/")
+        joined = urljoin(self.state.settings.base_iri, value)
+        # A value that does not resolve to an IRI is left as given, for the error to quote.
+        return joined if IRI_CHARS.match(joined) else value
 
     async def _answer(self, query: Query, bindings: dict[str, tuple[str, str]]) -> dict[str, Any]:
         graph_form = self._entry(query)["graph_form"]
