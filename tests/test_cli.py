@@ -9,11 +9,16 @@ from pathlib import Path
 
 import pytest
 import rdflib
+from rich.console import Console
 from typer.testing import CliRunner
 
 from escap_kg import __version__
-from escap_kg.cli import app
+from escap_kg.cli import app, print_rows
 from escap_kg.export import export
+from escap_kg.links import list_links
+from escap_kg.queries import load_catalogue
+from escap_kg.settings import Settings
+from escap_kg.stats import graph_stats
 from escap_kg.store import KnowledgeGraph
 
 runner = CliRunner()
@@ -198,3 +203,114 @@ def test_format_check_finds_and_fixes_a_file(
     fix = runner.invoke(app, ["format"])
     assert fix.exit_code == 0
     assert runner.invoke(app, ["format", "--check"]).exit_code == 0
+
+
+# Output for people: whole identifiers, plain text when piped, help in words ---------------------
+
+FIFTH_APPC = "https://w3id.org/escap-kg/id/activity/fifth-appc"
+COMMANDS = ["query", "export", "validate", "stats", "links", "format", "load", "publish", "serve"]
+
+
+def tab_separated(text: str) -> list[list[str]]:
+    return [line.split("\t") for line in text.splitlines() if "\t" in line]
+
+
+def column_text(output: str, header: str, headers: list[str]) -> str:
+    """The text of one column of a table without borders, its wrapped lines joined."""
+    lines = output.splitlines()
+    top = next(i for i, line in enumerate(lines) if all(h in line for h in headers))
+    start = lines[top].index(header)
+    later = [lines[top].index(h) for h in headers if lines[top].index(h) > start]
+    end = min(later, default=None)
+    return "".join(line[start:end].strip() for line in lines[top + 1 :])
+
+
+def test_query_list_piped_is_tab_separated_with_whole_ids(settings: Settings) -> None:
+    result = runner.invoke(app, ["query", "--list"])
+    assert result.exit_code == 0, result.output
+    rows = tab_separated(result.stdout)
+    assert rows[0] == ["id", "question", "parameters"]
+    catalogue = load_catalogue(settings)
+    assert [row[0] for row in rows[1:]] == [q.id for q in catalogue]
+    assert [row[1] for row in rows[1:]] == [q.summary for q in catalogue]
+    assert rows[1 + [q.id for q in catalogue].index("15-where-in-the-source")][2] == "entity (iri)"
+
+
+def test_links_and_stats_piped_keep_every_iri_whole(kg: KnowledgeGraph) -> None:
+    links = runner.invoke(app, ["links"])
+    assert links.exit_code == 0, links.output
+    rows = tab_separated(links.stdout)
+    assert rows[0] == ["resource", "link", "target", "dataset", "confidence"]
+    assert sorted(row[2] for row in rows[1:]) == sorted(link.target for link in list_links(kg))
+    stats = runner.invoke(app, ["stats"])
+    assert stats.exit_code == 0, stats.output
+    rows = tab_separated(stats.stdout)
+    assert rows[0] == ["file", "named graph", "triples"]
+    graphs = {row[1] for row in rows if row[0].startswith(("data/", "ontology/"))}
+    assert graphs == {f.graph for f in graph_stats(kg).files}
+    assert all(graph.startswith("https://w3id.org/escap-kg/graph/") for graph in graphs)
+
+
+def test_a_narrow_terminal_folds_ids_and_never_cuts_them(
+    settings: Settings, kg: KnowledgeGraph
+) -> None:
+    catalogue = load_catalogue(settings)
+    out = io.StringIO()
+    console = Console(file=out, width=60, force_terminal=True, color_system=None)
+    print_rows(
+        ["id", "question", "parameters"],
+        [[q.id, q.summary, ""] for q in catalogue],
+        console,
+    )
+    text = out.getvalue()
+    assert "\t" not in text
+    assert max(len(line) for line in text.splitlines()) <= 60
+    assert "…" not in text
+    ids = column_text(text, "id", ["id", "question", "parameters"])
+    assert ids == "".join(q.id for q in catalogue)
+    # The long ids did not fit: they were folded over lines, and are whole once joined.
+    assert "01-activities-in-time-order" not in text
+    targets = [link.target for link in list_links(kg)]
+    out = io.StringIO()
+    console = Console(file=out, width=60, force_terminal=True, color_system=None)
+    print_rows(["resource", "target"], [["r", target] for target in targets], console)
+    assert column_text(out.getvalue(), "target", ["resource", "target"]) == "".join(targets)
+
+
+def test_param_takes_an_iri_relative_to_the_base() -> None:
+    for fmt in ("csv", "table"):
+        absolute = runner.invoke(app, ["query", "15", "-f", fmt, "-p", f"entity={FIFTH_APPC}"])
+        relative = runner.invoke(
+            app, ["query", "15", "-f", fmt, "-p", "entity=id/activity/fifth-appc"]
+        )
+        assert absolute.exit_code == 0, absolute.output
+        assert relative.exit_code == 0, relative.output
+        assert relative.stdout == absolute.stdout
+        if fmt == "csv":
+            rows = list(csv.reader(io.StringIO(relative.stdout)))
+            assert len(rows) > 10
+            assert {row[0] for row in rows[1:]} == {FIFTH_APPC}
+
+
+@pytest.mark.parametrize("command", [[], *([c] for c in COMMANDS)])
+def test_help_names_values_in_words_not_python_types(command: list[str]) -> None:
+    result = runner.invoke(app, [*command, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    for python_type in ("<list[", "<bool>", "<Path>", "<path>", "<str>", "<int", "<float>"):
+        assert python_type not in result.stdout, (command, python_type)
+    if command == ["query"]:
+        assert "--param          -p      NAME=VALUE" in result.stdout
+        assert "--data                   FILE" in result.stdout
+        assert "--allow-service          URL" in result.stdout
+
+
+def test_json_output_ends_with_a_newline() -> None:
+    for args in (
+        ["query", "1", "-f", "json"],
+        ["query", "--sparql", "ASK { ?s ?p ?o }", "-f", "json"],
+        ["links", "-f", "json"],
+    ):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        assert result.stdout.endswith("\n"), args
+        json.loads(result.stdout)

@@ -6,20 +6,25 @@ import contextlib
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urljoin
 
 import pyoxigraph as ox
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from escap_kg import __version__
 from escap_kg.iris import prefixes, shorten
 from escap_kg.queries import (
+    IRI_CHARS,
+    Query,
     QueryError,
     bind,
     find_query,
@@ -31,7 +36,58 @@ from escap_kg.queries import (
 from escap_kg.settings import Settings
 from escap_kg.store import DataError, KnowledgeGraph, iter_files, rdf_format, source_files
 
+#: Words for the values of options in the help, in place of Python type names.
+VALUE_WORDS = {"str": "TEXT", "int": "INTEGER", "float": "NUMBER", "path": "PATH", "Path": "PATH"}
+
+
+class _Argument(TyperArgument):
+    """An argument whose help shows its metavar only, never a Python type such as list[Path]."""
+
+    def display_type_rich(self, ctx: Any) -> str | None:
+        return None
+
+
+class _Option(TyperOption):
+    """An option whose help names its value in words (its metavar, else TEXT, INTEGER...);
+    a flag takes no value, so it shows none."""
+
+    def display_type_rich(self, ctx: Any) -> str | None:
+        if self.is_flag:
+            return None
+        if self.metavar is not None:
+            return self.metavar
+        label = (super().display_type_rich(ctx) or "").strip("<>.").removesuffix(" range")
+        return VALUE_WORDS.get(label, label.upper())
+
+
+def _plain_help(params: Iterable[Any]) -> None:
+    for param in params:
+        if type(param) is TyperArgument:
+            param.__class__ = _Argument
+        elif type(param) is TyperOption:
+            param.__class__ = _Option
+
+
+class _Command(TyperCommand):
+    """A command whose help names values in words (FILE, URL, NAME=VALUE), not Python types."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        params = super().get_params(ctx)
+        _plain_help(params)
+        return params
+
+
+class _Group(TyperGroup):
+    """The command group, with the same help as its commands."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        params = super().get_params(ctx)
+        _plain_help(params)
+        return params
+
+
 app = typer.Typer(
+    cls=_Group,
     name="escap-kg",
     help="A knowledge graph of ESCAP's work on international migration and development.",
     no_args_is_help=True,
@@ -84,32 +140,56 @@ def _main(
 
 DataOption = Annotated[
     list[Path] | None,
-    typer.Option("--data", help="Another RDF file to load beside the embedded graph (repeatable)."),
+    typer.Option(
+        "--data",
+        metavar="FILE",
+        help="Another RDF file to load beside the embedded graph (repeatable).",
+    ),
 ]
 
 
-@app.command()
+@app.command(cls=_Command)
 def query(
     name: Annotated[
-        str | None, typer.Argument(help="Catalogue query (id, number or slug) or a .rq file.")
+        str | None,
+        typer.Argument(metavar="QUERY", help="Catalogue query (id, number or slug) or a .rq file."),
     ] = None,
-    sparql: Annotated[str | None, typer.Option("--sparql", help="SPARQL text to run.")] = None,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="table, csv, tsv or json.")] = "table",
+    sparql: Annotated[
+        str | None, typer.Option("--sparql", metavar="TEXT", help="SPARQL text to run.")
+    ] = None,
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            "-f",
+            metavar="FORMAT",
+            help="table, csv, tsv or json (a table is plain tab-separated text when piped).",
+        ),
+    ] = "table",
     param: Annotated[
         list[str] | None,
-        typer.Option("--param", "-p", help="NAME=VALUE for a parameter the query declares."),
+        typer.Option(
+            "--param",
+            "-p",
+            metavar="NAME=VALUE",
+            help="A value for a parameter the query declares (repeatable); an IRI may be given "
+            "relative to the base, e.g. entity=id/activity/fifth-appc.",
+        ),
     ] = None,
     list_: Annotated[bool, typer.Option("--list", help="List the catalogue.")] = False,
     data: DataOption = None,
     endpoint: Annotated[
         str | None,
-        typer.Option(help="Run it on this SPARQL 1.1 endpoint instead of the embedded graph."),
+        typer.Option(
+            metavar="URL", help="Run it on this SPARQL 1.1 endpoint instead of the embedded graph."
+        ),
     ] = None,
     allow_service: Annotated[
         list[str] | None,
         typer.Option(
+            metavar="URL",
             help="A SPARQL endpoint the query may call with SERVICE (repeatable; none by "
-            "default), e.g. https://query.wikidata.org/sparql."
+            "default), e.g. https://query.wikidata.org/sparql.",
         ),
     ] = None,
 ) -> None:
@@ -129,7 +209,8 @@ def query(
                 _fail("--param works with catalogue queries, which declare their parameters")
         elif name is not None:
             chosen = find_query(name, settings)
-            text, bindings = chosen.text, bind(chosen, _pairs(param or []))
+            values = _with_base(chosen, _pairs(param or []), settings.base_iri)
+            text, bindings = chosen.text, bind(chosen, values)
         if endpoint is not None:
             if data:
                 _fail("--data loads files locally; it does not go with --endpoint")
@@ -142,7 +223,10 @@ def query(
             if fmt == "table":
                 _print_table(result, prefixes(settings.base_iri))
             else:
-                sys.stdout.buffer.write(serialize_result(result, fmt))
+                body = serialize_result(result, fmt)
+                if fmt == "json" and not body.endswith(b"\n"):
+                    body += b"\n"
+                sys.stdout.buffer.write(body)
                 sys.stdout.flush()
         except (OSError, RuntimeError, ValueError) as err:
             # Oxigraph evaluates lazily: a SERVICE call fails while the rows are read.
@@ -189,6 +273,8 @@ def _remote_query(
         accept = "application/n-triples"
     _, body = remote_query(endpoint, text, accept=accept, bindings=bindings)
     if fmt != "table" or graph_form:
+        if fmt == "json" and not body.endswith(b"\n"):
+            body += b"\n"
         sys.stdout.buffer.write(body)
         sys.stdout.flush()
         return
@@ -199,16 +285,16 @@ def _remote_query(
         _console().print("true" if data["boolean"] else "false")
         return
     variables = data["head"]["vars"]
-    table = Table(*variables)
+    rows = []
     for row in data["results"]["bindings"]:
         cells = []
         for v in variables:
             cell = row.get(v)
             value = "" if cell is None else cell["value"]
             cells.append(shorten(value, names) if cell and cell["type"] == "uri" else value)
-        table.add_row(*cells)
-    _console().print(table)
-    _console().print(f"{len(data['results']['bindings'])} row(s)")
+        rows.append(cells)
+    print_rows(variables, rows, boxed=True)
+    _console().print(f"{len(rows)} row(s)")
 
 
 def _pairs(items: list[str]) -> dict[str, str]:
@@ -221,11 +307,53 @@ def _pairs(items: list[str]) -> dict[str, str]:
     return pairs
 
 
+def print_rows(
+    headers: Sequence[str],
+    rows: Iterable[Sequence[str]],
+    console: Console | None = None,
+    boxed: bool = False,
+) -> None:
+    """Rows for people: on a terminal, a table that fits its width, cells wrapped and identifiers
+    folded, never cut; otherwise tab-separated text, header row first."""
+    console = console or _console()
+    if not console.is_terminal:
+        for row in [headers, *rows]:
+            console.file.write("\t".join(_tsv_cell(cell) for cell in row) + "\n")
+        console.file.flush()
+        return
+    table = Table(box=box.HEAVY_HEAD if boxed else None)
+    for header in headers:
+        table.add_column(header, overflow="fold", no_wrap=False)
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+
+
+def _tsv_cell(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def _with_base(query: Query, values: dict[str, str], base: str) -> dict[str, str]:
+    """IRI values resolved against the base, as the endpoint resolves relative IRIs."""
+    kinds = {p.name: p.kind for p in query.params}
+    resolved = {}
+    for name, value in values.items():
+        if kinds.get(name) == "iri" and value and not IRI_CHARS.match(value):
+            joined = urljoin(base, value)
+            # A value that does not resolve to an IRI is left as given, for the error to quote.
+            value = joined if IRI_CHARS.match(joined) else value
+        resolved[name] = value
+    return resolved
+
+
 def _print_catalogue(settings: Settings) -> None:
-    table = Table("id", "question", "parameters", box=None)
-    for q in load_catalogue(settings):
-        table.add_row(q.id, q.summary, ", ".join(f"{p.name} ({p.kind})" for p in q.params))
-    _console().print(table)
+    print_rows(
+        ["id", "question", "parameters"],
+        [
+            [q.id, q.summary, ", ".join(f"{p.name} ({p.kind})" for p in q.params)]
+            for q in load_catalogue(settings)
+        ],
+    )
 
 
 def _print_table(
@@ -238,10 +366,7 @@ def _print_table(
         sys.stdout.buffer.write(serialize_result(result, "nt"))
     else:
         answer = to_table(result, names)
-        table = Table(*answer.variables, show_lines=False)
-        for row in answer.rows:
-            table.add_row(*row)
-        console.print(table)
+        print_rows(answer.variables, answer.rows, console, boxed=True)
         console.print(f"{len(answer.rows)} row(s)")
 
 
@@ -250,13 +375,17 @@ def _fail(message: str) -> None:
     raise typer.Exit(EXIT_INPUT)
 
 
-@app.command("export")
+@app.command("export", cls=_Command)
 def export_command(
     fmt: Annotated[
-        str, typer.Option("--format", "-f", help="turtle, nt, nquads, trig, jsonld or xml.")
+        str,
+        typer.Option(
+            "--format", "-f", metavar="FORMAT", help="turtle, nt, nquads, trig, jsonld or xml."
+        ),
     ] = "turtle",
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write to this file, not stdout.")
+        Path | None,
+        typer.Option("--output", "-o", metavar="FILE", help="Write to this file, not stdout."),
     ] = None,
     data: DataOption = None,
 ) -> None:
@@ -281,11 +410,14 @@ def export_command(
         _console(err=True).print(f"wrote {len(body):,} bytes to {output}", markup=False)
 
 
-@app.command("validate")
+@app.command("validate", cls=_Command)
 def validate_command(
     files: Annotated[
         list[Path] | None,
-        typer.Argument(help="RDF files (or folders) to validate together with the embedded graph."),
+        typer.Argument(
+            metavar="FILE",
+            help="RDF files (or folders) to validate together with the embedded graph.",
+        ),
     ] = None,
 ) -> None:
     """Check the graph (plus FILES) against the SHACL shapes and the SPARQL checks.
@@ -309,7 +441,7 @@ def validate_command(
     raise typer.Exit(EXIT_OK if report.ok else EXIT_INVALID)
 
 
-@app.command()
+@app.command(cls=_Command)
 def stats(data: DataOption = None) -> None:
     """Triples per source file and instances per class."""
     from escap_kg.stats import graph_stats
@@ -319,21 +451,32 @@ def stats(data: DataOption = None) -> None:
         kg = KnowledgeGraph.load(settings)
         result = graph_stats(kg)
     console = _console()
-    files = Table("file", "named graph", "triples", box=None)
-    for row in result.files:
-        files.add_row(row.path, row.graph, f"{row.triples:,}")
-    console.print(files)
-    classes = Table("class", "instances", box=None)
+    print_rows(
+        ["file", "named graph", "triples"],
+        [[row.path, row.graph, f"{row.triples:,}"] for row in result.files],
+        console,
+    )
+    console.print()
     names = prefixes(settings.base_iri)
-    for cls, count in result.classes:
-        classes.add_row(shorten(cls, names), f"{count:,}")
-    console.print(classes)
+    print_rows(
+        ["class", "instances"],
+        [[shorten(cls, names), f"{count:,}"] for cls, count in result.classes],
+        console,
+    )
     console.print(f"{result.triples:,} triples in {len(result.files)} files", markup=False)
 
 
-@app.command()
+@app.command(cls=_Command)
 def links(
-    fmt: Annotated[str, typer.Option("--format", "-f", help="table, csv or json.")] = "table",
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            "-f",
+            metavar="FORMAT",
+            help="table, csv or json (a table is plain tab-separated text when piped).",
+        ),
+    ] = "table",
     check: Annotated[
         bool,
         typer.Option("--check", help="Exit 1 if a link has no known form, confidence or source."),
@@ -359,16 +502,19 @@ def links(
         writer.writerow([f.name for f in dataclasses.fields(found[0])] if found else [])
         writer.writerows(dataclasses.astuple(link) for link in found)
     else:
-        table = Table("resource", "link", "target", "dataset", "confidence", box=None)
-        for link in found:
-            table.add_row(
-                shorten(link.resource, names),
-                shorten(link.property, names),
-                link.target,
-                link.dataset or "?",
-                link.confidence or "?",
-            )
-        _console().print(table)
+        print_rows(
+            ["resource", "link", "target", "dataset", "confidence"],
+            [
+                [
+                    shorten(link.resource, names),
+                    shorten(link.property, names),
+                    link.target,
+                    link.dataset or "?",
+                    link.confidence or "?",
+                ]
+                for link in found
+            ],
+        )
         _console().print(f"{len(found)} link(s)")
     problems = link_problems(found)
     for problem in problems:
@@ -377,7 +523,7 @@ def links(
         raise typer.Exit(EXIT_INVALID)
 
 
-@app.command("format")
+@app.command("format", cls=_Command)
 def format_command(
     check: Annotated[
         bool, typer.Option("--check", help="Only report files that are not canonical (exit 1).")
@@ -408,14 +554,15 @@ def format_command(
         raise typer.Exit(EXIT_INVALID)
 
 
-@app.command()
+@app.command(cls=_Command)
 def load(
     files: Annotated[
-        list[Path] | None, typer.Argument(help="RDF files to load, each into its own named graph.")
+        list[Path] | None,
+        typer.Argument(metavar="FILE", help="RDF files to load, each into its own named graph."),
     ] = None,
-    db: Annotated[Path, typer.Option("--db", help="Folder of the on-disk store.")] = Path(
-        "escap-kg.db"
-    ),
+    db: Annotated[
+        Path, typer.Option("--db", metavar="DIR", help="Folder of the on-disk store.")
+    ] = Path("escap-kg.db"),
     embedded: Annotated[
         bool, typer.Option(help="Also load our ontology, themes and data (validated first).")
     ] = True,
@@ -467,7 +614,7 @@ def load(
     )
 
 
-@app.command()
+@app.command(cls=_Command)
 def publish(
     endpoint: Annotated[
         str,
@@ -519,7 +666,7 @@ def publish(
     )
 
 
-@app.command()
+@app.command(cls=_Command)
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8000,
@@ -562,11 +709,15 @@ def serve(
     ] = None,
     db: Annotated[
         Path | None,
-        typer.Option("--db", help="Serve this on-disk store (made by `escap-kg load`)."),
+        typer.Option(
+            "--db", metavar="DIR", help="Serve this on-disk store (made by `escap-kg load`)."
+        ),
     ] = None,
     upstream: Annotated[
         str | None,
-        typer.Option(help="Serve in front of this SPARQL endpoint instead of a local store."),
+        typer.Option(
+            metavar="URL", help="Serve in front of this SPARQL endpoint instead of a local store."
+        ),
     ] = None,
     upstream_union: Annotated[
         bool,
@@ -575,8 +726,9 @@ def serve(
     allow_service: Annotated[
         list[str] | None,
         typer.Option(
+            metavar="URL",
             help="A SPARQL endpoint that queries may call with SERVICE (repeatable; none by "
-            "default), e.g. https://query.wikidata.org/sparql."
+            "default), e.g. https://query.wikidata.org/sparql.",
         ),
     ] = None,
     header_timeout: Annotated[

@@ -14,6 +14,7 @@ from fastapi.routing import APIRoute
 from escap_kg.citation import cite
 from escap_kg.iris import ONTOLOGY_IRI
 from escap_kg.pages import jsonld, svg
+from escap_kg.pages.catalogue import CataloguePages
 from escap_kg.pages.data import (
     Catalogue,
     Resource,
@@ -71,7 +72,7 @@ HOME_DESCRIPTION = (
 
 
 def add_page_routes(app: FastAPI, state: State) -> None:
-    """Add the pages to ``app``: ``/``, ``/id/...``, ``/graph/...``, ``/ontology``, ``/search``.
+    """Add the pages: ``/``, ``/id/...``, ``/graph/...``, ``/ontology``, ``/search``, ``/queries``.
 
     Idempotent: a second call on the same application adds nothing. A route already serving
     ``GET /`` (the old redirect to the query UI) is replaced by the home page.
@@ -95,6 +96,9 @@ def add_page_routes(app: FastAPI, state: State) -> None:
 
     add("/", pages.home, include_in_schema=False)
     add("/search", pages.search, include_in_schema=False)
+    catalogue_pages = CataloguePages(state, pages.paths)
+    add("/queries", catalogue_pages.index, include_in_schema=False)
+    add("/queries/{name}", catalogue_pages.query, include_in_schema=False)
     add(
         RESOURCE_ROUTE,
         pages.resource,
