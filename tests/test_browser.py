@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv as csv_module
+import io
 import json
 import time
 from collections.abc import Iterator
@@ -16,7 +18,17 @@ ARTIFACTS = ROOT / "test-artifacts"
 RUN_BUTTON = ".yasqe .yasqe_queryButton"
 RESULT_ROWS = ".yasr .yasr_results table.dataTable tbody tr"
 TABS = ".yasgui .tabsList .tab a span"
+TAB_LINKS = ".yasgui .tabsList .tab a[role=tab]"
 ACTIVE_TAB = ".yasgui .tabsList .tab.active a span"
+RESULT_LINKS = ".yasr .yasr_results table.dataTable tbody a.iri"
+DOWNLOAD = ".yasr .yasr_header .yasr_downloadIcon"
+NOTE = ".query-ui-note"
+# The CSV the table's download button would save, and the name it would save it under.
+CSV_DOWNLOAD = """
+const yasr = window.escapKgYasgui.getTab().getYasr();
+const info = yasr.plugins[yasr.drawnPlugin].download(yasr.config.getDownloadFileName());
+return [info.contentType, info.filename, info.getData()];
+"""
 
 pytestmark = pytest.mark.slow
 
@@ -70,9 +82,31 @@ def test_query_ui_runs_an_example(driver: Any, live_server: LiveServer) -> None:
     wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, RUN_BUTTON)))
     assert driver.current_url == page
     tabs = [el.text for el in driver.find_elements(By.CSS_SELECTOR, TABS)]
-    assert tabs[:2] == ["01-activities-in-time-order", "02-where-activities-were-held"]
+    assert tabs[:2] == [
+        "Which activities did ESCAP undertake, in time…",
+        "Where was each activity held, and does that…",
+    ]
     assert len(tabs) == 17
     assert driver.find_element(By.CSS_SELECTOR, ACTIVE_TAB).text == tabs[0]
+    titles = [el.get_attribute("title") for el in driver.find_elements(By.CSS_SELECTOR, TAB_LINKS)]
+    assert titles[0].startswith("Which activities did ESCAP undertake, in time order, of what")
+    assert titles[16] == (
+        "What does Wikidata call the organisations and countries that ESCAP worked with?"
+    )
+    assert [nav.text for nav in driver.find_elements(By.CSS_SELECTOR, "nav.site-nav a")] == [
+        "Home",
+        "Themes",
+        "Ontology",
+        "Queries",
+        "SPARQL",
+        "API",
+    ]
+    editor = driver.execute_script("return window.escapKgYasgui.getTab().getQuery();")
+    assert editor.startswith("PREFIX ekg: <https://w3id.org/escap-kg/ontology#>\n")
+    assert "#+" not in editor
+    # The note on the federated query shows with its tab only (this server allows no SERVICE).
+    note = driver.find_element(By.CSS_SELECTOR, NOTE)
+    assert not note.is_displayed()
 
     driver.find_element(By.CSS_SELECTOR, RUN_BUTTON).click()
     wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, RESULT_ROWS)) > 0)
@@ -80,6 +114,48 @@ def test_query_ui_runs_an_example(driver: Any, live_server: LiveServer) -> None:
     rows = driver.find_elements(By.CSS_SELECTOR, RESULT_ROWS)
     assert len(rows) == 4
     assert "activity:egm-2001-migration-and-development" in rows[0].text
+
+    # Our IRIs link to our pages on this server; others (schema.org types) stay as they are.
+    links = driver.find_elements(By.CSS_SELECTOR, RESULT_LINKS)
+    hrefs = {link.get_attribute("href") for link in links}
+    assert f"{live_server.url}/id/activity/egm-2001-migration-and-development" in hrefs
+    ours = [link for link in links if link.get_attribute("data-iri")]
+    assert ours
+    for link in ours:
+        iri = link.get_attribute("data-iri")
+        assert iri.startswith("https://w3id.org/escap-kg/")
+        local = iri.removeprefix("https://w3id.org/escap-kg/")
+        assert link.get_attribute("href") == f"{live_server.url}/{local}"
+    assert not [h for h in hrefs if h.startswith("https://w3id.org/escap-kg/")]
+
+    # The table's download button is there and gives the results as CSV.
+    button = driver.find_element(By.CSS_SELECTOR, DOWNLOAD)
+    assert button.is_displayed()
+    assert "disabled" not in (button.get_attribute("class") or "")
+    assert button.get_attribute("title") == "Download result"
+    content_type, filename, csv = driver.execute_script(CSV_DOWNLOAD)
+    assert content_type == "text/csv"
+    assert filename == "01-activities-in-time-order.csv"
+    table = list(csv_module.reader(io.StringIO(csv)))
+    assert table[0] == [
+        "activity",
+        "activityLabel",
+        "type",
+        "typeLabel",
+        "startDate",
+        "endDate",
+        "organisers",
+        "partners",
+    ]
+    assert len(table) == 5
+    assert "https://w3id.org/escap-kg/id/activity/egm-2001-migration-and-development" in table[1]
+
+    # The last tab, the federated query: its note says why it will be refused.
+    driver.find_elements(By.CSS_SELECTOR, TAB_LINKS)[16].click()
+    wait.until(lambda d: d.find_element(By.CSS_SELECTOR, NOTE).is_displayed())
+    assert "--allow-service https://query.wikidata.org/sparql" in note.text
+    driver.find_elements(By.CSS_SELECTOR, TAB_LINKS)[0].click()
+    wait.until(lambda d: not d.find_element(By.CSS_SELECTOR, NOTE).is_displayed())
 
     requests, failures = _requests(_network(driver))
     origin = urlsplit(page)[:2]

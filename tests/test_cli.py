@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from escap_kg import __version__
-from escap_kg.cli import app, print_rows
+from escap_kg.cli import app, print_rows, print_summary
 from escap_kg.export import export
 from escap_kg.links import list_links
 from escap_kg.queries import load_catalogue
@@ -62,7 +63,28 @@ def test_query_table_shortens_iris() -> None:
     result = runner.invoke(app, ["query", "--sparql", ACTIVITIES])
     assert result.exit_code == 0
     assert "activity:fifth-appc" in result.stdout
-    assert "4 row(s)" in result.stdout
+    assert result.stderr == "4 row(s)\n"
+
+
+def test_piped_table_is_the_header_and_the_rows_only() -> None:
+    # CliRunner's stdout is not a terminal: what `escap-kg query ... | cut -f2` would read.
+    result = runner.invoke(app, ["query", "--sparql", ACTIVITIES])
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert lines[0] == "a\td"
+    assert [line.split("\t")[1] for line in lines[1:]] == ["2001", "2002-10", "2002-12-11", "2003"]
+    assert "activity:fifth-appc\t2002-12-11" in lines
+    assert result.stdout.endswith("\n")
+    assert "row(s)" not in result.stdout
+
+
+def test_summary_stays_on_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
+    screen = io.StringIO()
+    console = Console(file=screen, force_terminal=True, width=80, highlight=False, no_color=True)
+    print_rows(["a"], [["x"]], console)
+    print_summary("1 row(s)", console)
+    assert screen.getvalue().splitlines()[-1] == "1 row(s)"
+    assert capsys.readouterr().err == ""
 
 
 def test_query_ask_and_construct() -> None:
@@ -176,7 +198,8 @@ def test_stats() -> None:
     assert result.exit_code == 0
     assert "data/source/paragraph-2.ttl" in result.stdout
     assert "ekg:Finding" in result.stdout
-    assert "triples in 15 files" in result.stdout
+    assert "triples in" not in result.stdout
+    assert re.fullmatch(r"[\d,]+ triples in 15 files\n", result.stderr)
 
 
 def test_format_check_passes_on_the_repository() -> None:

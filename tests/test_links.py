@@ -95,7 +95,10 @@ def test_a_bad_link_is_reported(tmp_path: Path) -> None:
 def test_cli_links() -> None:
     table = runner.invoke(app, ["links"])
     assert table.exit_code == 0, table.output
-    assert "47 link(s)" in table.stdout
+    assert table.stderr == "47 link(s)\n"
+    lines = table.stdout.splitlines()
+    assert lines[0] == "resource\tlink\ttarget\tdataset\tconfidence"
+    assert len(lines) == 1 + 47, "piped, the output is the header and one line per link"
     as_json = json.loads(runner.invoke(app, ["links", "--format", "json"]).stdout)
     sweden = [
         link

@@ -55,7 +55,8 @@ def test_publish_then_query_the_store(store: OxigraphServer, kg: KnowledgeGraph)
     assert rows(answer.stdout) == rows(expected)
     table = runner.invoke(app, ["query", "08", "--endpoint", store.query_url])
     assert "position" in table.stdout
-    assert "6 row(s)" in table.stdout
+    assert table.stderr == "6 row(s)\n"
+    assert len(table.stdout.splitlines()) == 1 + 6
 
 
 def test_remote_errors_are_one_line(store: OxigraphServer, tmp_path: Path) -> None:

@@ -294,7 +294,7 @@ def _remote_query(
             cells.append(shorten(value, names) if cell and cell["type"] == "uri" else value)
         rows.append(cells)
     print_rows(variables, rows, boxed=True)
-    _console().print(f"{len(rows)} row(s)")
+    print_summary(f"{len(rows)} row(s)")
 
 
 def _pairs(items: list[str]) -> dict[str, str]:
@@ -327,6 +327,13 @@ def print_rows(
     for row in rows:
         table.add_row(*row)
     console.print(table)
+
+
+def print_summary(line: str, console: Console | None = None) -> None:
+    """The line that follows rows: on stdout for a terminal, on stderr when stdout is piped, so
+    that only the rows go down the pipe."""
+    console = console or _console()
+    (console if console.is_terminal else _console(err=True)).print(line, markup=False)
 
 
 def _tsv_cell(text: str) -> str:
@@ -367,7 +374,7 @@ def _print_table(
     else:
         answer = to_table(result, names)
         print_rows(answer.variables, answer.rows, console, boxed=True)
-        console.print(f"{len(answer.rows)} row(s)")
+        print_summary(f"{len(answer.rows)} row(s)", console)
 
 
 def _fail(message: str) -> None:
@@ -463,7 +470,7 @@ def stats(data: DataOption = None) -> None:
         [[shorten(cls, names), f"{count:,}"] for cls, count in result.classes],
         console,
     )
-    console.print(f"{result.triples:,} triples in {len(result.files)} files", markup=False)
+    print_summary(f"{result.triples:,} triples in {len(result.files)} files", console)
 
 
 @app.command(cls=_Command)
@@ -515,7 +522,7 @@ def links(
                 for link in found
             ],
         )
-        _console().print(f"{len(found)} link(s)")
+        print_summary(f"{len(found)} link(s)")
     problems = link_problems(found)
     for problem in problems:
         _console(err=True).print(f"escap-kg: link: {problem}", markup=False)

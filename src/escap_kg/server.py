@@ -768,14 +768,15 @@ async def _describe_service(request: Request, state: State) -> Response:
 
 
 def _query_ui(request: Request, state: State) -> Response:
-    from escap_kg.ui import render_query_ui
+    from escap_kg.ui import catalogue_examples, render_query_ui
 
     page = render_query_ui(
-        title="escap-kg SPARQL endpoint",
+        title="SPARQL endpoint",
         endpoint="/sparql",
         static="/static",
-        examples=[(q.id, q.text) for q in state.catalogue],
+        examples=catalogue_examples(state.catalogue, state.settings.service_allowlist),
         prefixes=prefixes(state.settings.base_iri),
+        base_iri=state.settings.base_iri,
     )
     return Response(page, media_type="text/html", headers={"Vary": "Accept"})
 

@@ -31,6 +31,7 @@ NAV = (
     ("/", "Home"),
     ("/id/scheme/themes", "Themes"),
     ("/ontology", "Ontology"),
+    ("/queries", "Queries"),
     ("/sparql", "SPARQL"),
     ("/docs", "API"),
 )

@@ -3,9 +3,12 @@
  * Content-Security-Policy of script-src 'self' is enough). Part of escap-kg, not of YASGUI.
  *
  * The page gives:
- *   <main id="yasgui" data-endpoint="/sparql" data-storage-key="...">
+ *   <div id="yasgui" data-endpoint="/sparql" data-storage-key="...">
  *   <script type="application/json" id="query-ui-prefixes">{"ekg": "https://...#", ...}</script>
- *   <script type="application/json" id="query-ui-examples">[{"id": "...", "query": "..."}]</script>
+ *   <script type="application/json" id="query-ui-examples">
+ *     [{"id": "example-01-...", "name": "Which ...?", "title": "Which ... (in full)?", "query": "..."}]
+ *   <script type="application/json" id="query-ui-links">[["https://.../id", "/id"], ...]</script>
+ *   <p class="query-ui-note" data-tab="example-17-..." hidden>: shown while that tab is active.
  */
 (function () {
   "use strict";
@@ -34,6 +37,62 @@
     }
   }
 
+  // Our IRIs link to this server's pages, not to the resource base (w3id.org): the IRI prefix
+  // is replaced by the local path when what follows it is a plain path or fragment.
+  function localPath(href, links) {
+    for (var i = 0; i < links.length; i++) {
+      var prefix = links[i][0];
+      if (href.indexOf(prefix) === 0) {
+        var rest = href.slice(prefix.length);
+        if (rest === "" || /^[\/#][A-Za-z0-9._~\/#%-]*$/.test(rest)) {
+          return links[i][1] + rest;
+        }
+      }
+    }
+    return null;
+  }
+
+  function localiseLinks(root, links) {
+    var anchors = root.querySelectorAll(".yasr a.iri:not([data-iri])");
+    for (var i = 0; i < anchors.length; i++) {
+      var href = anchors[i].getAttribute("href") || "";
+      var path = localPath(href, links);
+      if (path !== null) {
+        anchors[i].setAttribute("data-iri", href);
+        anchors[i].setAttribute("title", href);
+        anchors[i].setAttribute("href", path);
+      }
+    }
+  }
+
+  // YASGUI shows a tab's name only; the title gives the whole question on hover.
+  function titleTabs(root, titles) {
+    var anchors = root.querySelectorAll(".tabsList .tab a[role=tab]");
+    for (var i = 0; i < anchors.length; i++) {
+      var title = titles[(anchors[i].getAttribute("href") || "").slice(1)];
+      if (title && anchors[i].getAttribute("title") !== title) {
+        anchors[i].setAttribute("title", title);
+      }
+    }
+  }
+
+  // The table's download button saves CSV named after the tab; for a catalogue query, name it
+  // after the query's file, not after its (long) question. YASGUI sets this per tab.
+  function nameDownloads(tab) {
+    var yasr = tab && tab.getYasr ? tab.getYasr() : null;
+    var id = tab ? tab.getId() : "";
+    if (yasr && id.indexOf("example-") === 0) {
+      yasr.config.getDownloadFileName = function () { return id.slice("example-".length); };
+    }
+  }
+
+  function showNote(tabId) {
+    var notes = document.querySelectorAll(".query-ui-note[data-tab]");
+    for (var i = 0; i < notes.length; i++) {
+      notes[i].hidden = notes[i].getAttribute("data-tab") !== tabId;
+    }
+  }
+
   function defaultQuery(prefixes) {
     var lines = DEFAULT_PREFIXES.filter(function (p) { return prefixes[p]; }).map(function (p) {
       return "PREFIX " + p + ": <" + prefixes[p] + ">";
@@ -46,6 +105,9 @@
     var root = document.getElementById("yasgui");
     var prefixes = readJson("query-ui-prefixes") || {};
     var examples = readJson("query-ui-examples") || [];
+    var links = readJson("query-ui-links") || [];
+    var titles = {};
+    examples.forEach(function (example) { titles[example.id] = example.title; });
     // An absolute URL, whatever the server put in data-endpoint (a path such as /sparql).
     var endpoint = new URL(root.getAttribute("data-endpoint") || "/sparql", window.location.href).href;
     var storageKey = root.getAttribute("data-storage-key") || "";
@@ -109,7 +171,8 @@
       var first = null;
       examples.forEach(function (example) {
         var tab = yasgui.addTab(first === null, {
-          name: example.id,
+          id: example.id,
+          name: example.name,
           yasqe: { value: example.query },
           requestConfig: requestConfig,
         });
@@ -122,6 +185,18 @@
       }
       yasgui.markTabSelected(first);
     }
+    yasgui.on("tabSelect", function (instance, tabId) { showNote(tabId); });
+    yasgui.on("query", function (instance, tab) { nameDownloads(tab); });
+    var current = yasgui.getTab();
+    showNote(current ? current.getId() : "");
+    // Result tables and tab lists are redrawn often (paging, sorting, renaming): follow them.
+    var observer = new MutationObserver(function () {
+      localiseLinks(root, links);
+      titleTabs(root, titles);
+    });
+    observer.observe(root, { childList: true, subtree: true });
+    localiseLinks(root, links);
+    titleTabs(root, titles);
     window.escapKgYasgui = yasgui;
   }
 
