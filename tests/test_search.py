@@ -186,3 +186,31 @@ def test_an_old_store_without_an_index_says_so(tmp_path: Path, settings: Setting
         response = client.get("/api/search", params={"q": "migration"})
         assert response.status_code == 503
         assert response.text == "this store has no search index; reload it with escap-kg load\n"
+
+
+# The search page ---------------------------------------------------------------------------------
+
+
+def test_the_search_page_shows_snippets(client: TestClient) -> None:
+    response = client.get("/search", params={"q": "counselling"}, headers={"Accept": "text/html"})
+    assert response.status_code == 200
+    page = response.text
+    assert 'href="/id/recommendation/fifth-appc-combat-trafficking"' in page
+    assert "give trafficked victims <mark>counselling</mark>" in page
+    assert "No resource" not in page
+
+
+def test_the_search_page_escapes_the_data(tmp_path: Path) -> None:
+    extra = tmp_path / "notes.nt"
+    extra.write_text(EXTRA)
+    with TestClient(create_app(Settings(workers=1, extra_files=(extra,)))) as client:
+        page = client.get("/search", params={"q": "quokkaland"}).text
+    assert "On &lt;b&gt;<mark>quokkaland</mark>&lt;/b&gt; &amp; more" in page
+    assert "<b>quokkaland" not in page
+
+
+@pytest.mark.parametrize("q", ["***", '"(', "zzzzqqq"])
+def test_the_search_page_with_nothing_to_find(client: TestClient, q: str) -> None:
+    response = client.get("/search", params={"q": q})
+    assert response.status_code == 200
+    assert "No resource has a text with every word of" in response.text
