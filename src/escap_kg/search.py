@@ -190,6 +190,7 @@ def build_index(store: ox.Store, path: Path) -> float:
                 "INSERT INTO texts (rowid, names, body) VALUES (?, ?, ?)",
                 ((r[0], r[4], r[5]) for r in rows),
             )
+            conn.execute("INSERT INTO texts (texts, rank) VALUES ('rank', 'bm25(4.0, 1.0)')")
             conn.execute("INSERT INTO texts (texts) VALUES ('optimize')")
             conn.commit()
         finally:
@@ -244,21 +245,39 @@ class Index:
         limit = max(1, min(limit, MAX_LIMIT))
         where = ""
         if kinds:
-            where = f" AND r.kind COLLATE NOCASE IN ({', '.join('?' * len(kinds))})"
+            where = f" WHERE r.kind COLLATE NOCASE IN ({', '.join('?' * len(kinds))})"
+        # Ranked first without snippets (FTS5's own ORDER BY rank path), so that a common word
+        # costs one pass over its matches; snippets are then made for the hits shown only.
         # Only placeholders are put into the text; every value is bound.
-        sql = (
-            "SELECT r.iri, r.label, r.kind, snippet(texts, -1, ?, ?, ?, 16), "  # noqa: S608
-            "bm25(texts, 4.0, 1.0) FROM texts JOIN resources AS r ON r.id = texts.rowid "
-            f"WHERE texts MATCH ?{where} ORDER BY bm25(texts, 4.0, 1.0) LIMIT ?"
+        top = (
+            "SELECT r.id, r.iri, r.label, r.kind, t.rank FROM ("  # noqa: S608
+            "SELECT rowid, rank FROM texts WHERE texts MATCH ? ORDER BY rank"
+            f"{'' if kinds else ' LIMIT ?'}) AS t JOIN resources AS r ON r.id = t.rowid{where} "
+            "ORDER BY t.rank LIMIT ?"
         )
-        values = (OPEN, CLOSE, "\u2026", expression, *kinds, limit)
+        snippet = (
+            "SELECT snippet(texts, -1, ?, ?, ?, 16) FROM texts WHERE texts MATCH ? AND rowid = ?"
+        )
+        values = (expression, *([] if kinds else [limit]), *kinds, limit)
         try:
-            rows = self._connection().execute(sql, values).fetchall()
+            conn = self._connection()
+            rows = conn.execute(top, values).fetchall()
+            return [
+                Hit(
+                    iri,
+                    label,
+                    kind,
+                    _mark(
+                        conn.execute(snippet, (OPEN, CLOSE, "\u2026", expression, id_)).fetchone()[
+                            0
+                        ]
+                    ),
+                    -score,
+                )
+                for id_, iri, label, kind, score in rows
+            ]
         except sqlite3.Error as err:
             raise SearchError(503, f"the search index cannot be read: {err}") from None
-        return [
-            Hit(iri, label, kind, _mark(snip), -score) for iri, label, kind, snip, score in rows
-        ]
 
     def close(self) -> None:
         """Close the connection, if one was opened."""
