@@ -214,3 +214,29 @@ def test_the_search_page_with_nothing_to_find(client: TestClient, q: str) -> Non
     response = client.get("/search", params={"q": q})
     assert response.status_code == 200
     assert "No resource has a text with every word of" in response.text
+
+
+class _Upstream:
+    """An engine that is not the local pool, as the remote engine is: it has no index."""
+
+    generation = 0
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def query(self, job: object, timeout: float) -> object:
+        raise AssertionError("a search must not become a query")
+
+    async def update(self, job: object, timeout: float) -> None:
+        raise AssertionError("not called")
+
+
+def test_an_upstream_store_has_no_search(settings: Settings) -> None:
+    with TestClient(create_app(settings, engine=_Upstream())) as client:  # type: ignore[arg-type]
+        response = client.get("/api/search", params={"q": "migration"})
+    assert response.status_code == 501
+    assert response.text.count("\n") == 1
+    assert "upstream" in response.text
