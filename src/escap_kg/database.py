@@ -17,6 +17,7 @@ from typing import IO, Any
 
 import pyoxigraph as ox
 
+from escap_kg.search import INDEX_NAME, build_index
 from escap_kg.settings import DEFAULT_BASE_IRI, Settings
 from escap_kg.store import DataError, SourceFile, parse_file, rdf_format, source_files
 
@@ -445,6 +446,7 @@ def _load_locked(
             report.files.append((sf.path, sf.graph, size))
         store.flush()
         report.quads = len(store)
+        build_index(store, staging / INDEX_NAME)  # swapped and pinned with the store
         del store
         _swap(staging, database)
     except OSError as err:

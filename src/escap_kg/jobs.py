@@ -91,6 +91,16 @@ class ExportJob:
     base_iri: str
 
 
+@dataclass(frozen=True)
+class SearchJob:
+    """A full-text search: the resources whose texts hold every word of ``q``, best first (at
+    most ``limit``; only those of the given ``kinds``, if any)."""
+
+    q: str
+    limit: int
+    kinds: tuple[str, ...] = ()
+
+
 class EngineError(Exception):
     """A job failed; ``status`` is the HTTP status that fits."""
 
@@ -137,5 +147,6 @@ __all__ = [
     "EngineError",
     "ExportJob",
     "QueryJob",
+    "SearchJob",
     "UpdateJob",
 ]

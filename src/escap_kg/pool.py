@@ -39,7 +39,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from escap_kg.jobs import BUFFER, Answer, DumpJob, EngineError, ExportJob, QueryJob, UpdateJob
+from escap_kg.jobs import (
+    BUFFER,
+    Answer,
+    DumpJob,
+    EngineError,
+    ExportJob,
+    QueryJob,
+    SearchJob,
+    UpdateJob,
+)
 from escap_kg.worker import StoreSource, decode
 
 if TYPE_CHECKING:
@@ -631,6 +640,10 @@ class QueryEngine:
     async def export(self, job: ExportJob, timeout: float) -> bytes:
         """The whole store as :func:`escap_kg.export.export` writes it."""
         return await (await self._run(job, job.result_format, timeout)).read()
+
+    async def search(self, job: SearchJob, timeout: float) -> bytes:
+        """A full-text search's hits as JSON (see :mod:`escap_kg.search`)."""
+        return await (await self._run(job, "json", timeout)).read()
 
     async def _run(self, job: object, result_format: str, timeout: float) -> Answer:
         lease = await self._lease(timeout)

@@ -14,14 +14,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
 from urllib.parse import parse_qsl
 
 from fastapi import FastAPI, Request, Response
+from fastapi import Query as QueryParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import PlainTextResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
@@ -39,8 +41,10 @@ from escap_kg.engine import (
 from escap_kg.export import EXPORT_FORMATS, ExportFormat
 from escap_kg.http import ABORT, DELIVERED
 from escap_kg.iris import prefixes
+from escap_kg.jobs import SearchJob
 from escap_kg.pages import add_page_routes
 from escap_kg.queries import IRI_CHARS, Query, load_catalogue
+from escap_kg.search import MAX_LIMIT
 from escap_kg.settings import Settings
 from escap_kg.sparql import negotiate
 from escap_kg.store import KnowledgeGraph
@@ -195,6 +199,7 @@ def create_app(
     app.mount("/static", StaticFiles(packages=[("escap_kg", "static")]), name="static")
     _add_sparql_routes(app, state)
     _add_api_routes(app, state)
+    _add_search_route(app, state)
     _add_download_routes(app, state)
     add_page_routes(app, state)
     return app
@@ -879,6 +884,61 @@ def _add_api_routes(app: FastAPI, state: State) -> None:
             suffix = "csv" if chosen == "text/csv" else "tsv"
             headers["Content-Disposition"] = f'inline; filename="{query_id}.{suffix}"'
         return answer_response(answer, chosen, headers, state.settings)
+
+
+# Full-text search -------------------------------------------------------------------------------
+
+
+class SearchHit(BaseModel):
+    """One resource a search found."""
+
+    iri: str
+    label: str = Field(description="The resource's name")
+    kind: str = Field(description="Its most specific type, e.g. Finding or Seminar")
+    snippet: str = Field(description="HTML: the matching text, escaped, with matches in <mark>")
+    score: float = Field(description="Relevance (BM25): higher is better")
+
+
+async def search_hits(
+    state: State, q: str, limit: int = 20, kinds: Sequence[str] = ()
+) -> list[dict[str, Any]]:
+    """The resources whose texts hold every word of ``q``, best first, from the engine's index."""
+    if not isinstance(state.engine, QueryEngine):
+        raise ProtocolError(501, "full-text search needs the local query engine (not --upstream)")
+    if not q.strip():
+        raise ProtocolError(400, "give at least one word to search for (q=...)")
+    job = SearchJob(q=q[:500], limit=limit, kinds=tuple(kinds))
+    hits: list[dict[str, Any]] = json.loads(
+        await state.engine.search(job, state.settings.query_timeout)
+    )
+    return hits
+
+
+def _add_search_route(app: FastAPI, state: State) -> None:
+    @app.get(
+        "/api/search",
+        summary="Full-text search",
+        tags=["catalogue"],
+        response_model=list[SearchHit],
+        responses={
+            400: {"description": "No word to search for"},
+            501: {"description": "The server reads an upstream store: it has no search index"},
+            503: {"description": "The store has no search index (reload it with escap-kg load)"},
+        },
+    )
+    async def search(
+        q: Annotated[
+            str, QueryParam(description="Words that must all appear (any text is accepted)")
+        ],
+        limit: Annotated[int, QueryParam(ge=1, le=MAX_LIMIT, description="Results at most")] = 20,
+        kind: Annotated[
+            list[str] | None,
+            QueryParam(description="Only resources of these kinds (e.g. Finding); repeatable"),
+        ] = None,
+    ) -> list[dict[str, Any]]:
+        """Resources whose literals (names, statements, descriptions...) contain every word of
+        `q`, best first (BM25), each with its kind and a snippet of the matching text."""
+        return await search_hits(state, q, limit, kind or ())
 
 
 # Downloads and the dataset description ----------------------------------------------------------

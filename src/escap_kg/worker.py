@@ -46,6 +46,7 @@ from escap_kg.jobs import (
     DumpJob,
     ExportJob,
     QueryJob,
+    SearchJob,
     UpdateJob,
 )
 from escap_kg.sparql import Scan
@@ -154,6 +155,11 @@ class Worker:
         self.conn = conn
         self.source = source
         self.store: ox.Store | None = None
+        #: The full-text index this process answers searches from (see :meth:`index_for_search`).
+        self.index: Path | None = None
+        self.previous_index: Path | None = None
+        self._built = 0
+        self._searcher: Any = None
 
     def open(self) -> None:
         """Open the on-disk store read-only, or load the snapshot and extra files in memory."""
@@ -190,6 +196,8 @@ class Worker:
                 self.dump(job, writer)
             elif isinstance(job, ExportJob):
                 self.export(job, writer)
+            elif isinstance(job, SearchJob):
+                self.search(job, writer)
             else:
                 send_control(self.conn, "error", 500, f"unknown job {type(job).__name__}")
                 return
@@ -244,6 +252,51 @@ class Worker:
         kg = KnowledgeGraph(self.store, [], Settings(base_iri=job.base_iri))
         writer.write(export(kg, job.result_format))
 
+    def search(self, job: SearchJob, writer: _ChunkWriter) -> None:
+        from escap_kg.search import INDEX_NAME, Index, SearchError, hits_json
+
+        if self._searcher is None:
+            path = self.index
+            if self.source.database is not None:
+                path = self.source.database / INDEX_NAME
+            if path is None:
+                raise RefusedError(503, "the search index could not be built; see the log")
+            self._searcher = Index(path)
+        try:
+            hits = self._searcher.search(job.q, job.limit, job.kinds)
+        except SearchError as err:
+            raise RefusedError(err.status, err.message) from None
+        self.conn.send_bytes(HEAD + b"json application/json")
+        writer.write(hits_json(hits))
+
+    def index_for_search(self, store: ox.Store | None = None) -> None:
+        """Index the store for full-text search, so that searches see what it holds now.
+
+        In memory: into a new file beside the snapshot, which forks of this process search (the
+        file before the previous one is removed: no worker reads it any more). On disk, after an
+        update (``store`` open for writing): into the store's folder, replacing its index. A
+        failure is logged and leaves searches answering 503, never the store unusable.
+        """
+        from escap_kg.search import INDEX_NAME, build_index
+
+        try:
+            if self.source.database is not None:
+                if store is not None:
+                    build_index(store, self.source.database / INDEX_NAME)
+                return
+            if self.store is None or self.source.snapshot is None:
+                return
+            self._built += 1
+            path = self.source.snapshot.parent / f"search-{os.getpid()}-{self._built}.sqlite"
+            build_index(self.store, path)
+        except OSError as err:
+            print(f"escap-kg: could not build the search index: {err}", file=sys.stderr)
+            self.index = None
+            return
+        if self.previous_index is not None:
+            self.previous_index.unlink(missing_ok=True)
+        self.previous_index, self.index = self.index, path
+
     def update(self, job: UpdateJob) -> None:
         """Evaluate an update (the writer's side: see :func:`zygote_main`)."""
         text, shift = inspect_update(job)
@@ -258,6 +311,7 @@ class Worker:
             message = syntax_message(err, text, shift)
             raise RefusedError(400, f"malformed update: {message}") from None
         writable.flush()
+        self.index_for_search(writable)
         del writable
 
 
@@ -373,6 +427,7 @@ class Zygote:
                 self.conn.close()
                 worker = Worker(multiprocessing.connection.Connection(fds[0]), self.source)
                 worker.store = self.holder.store
+                worker.index = self.holder.index
                 if self.source.database is not None:
                     worker.open()
                 limit_memory(self.source.max_memory)
@@ -403,6 +458,7 @@ class Zygote:
                 limit_memory(self.source.max_memory)
                 outcome = self._evaluate(job)
                 if outcome[0] == "ok" and self.source.database is None:
+                    self.holder.index_for_search()
                     # Speak on the server's socket only once the zygote has said who we are.
                     os.read(go_read, 1)
                     os.close(go_read)
@@ -479,6 +535,7 @@ def zygote_main(conn: multiprocessing.connection.Connection, source: StoreSource
         except DataError as err:
             send_control(conn, "failed", str(err))  # names the file and the line
             return
+        zygote.holder.index_for_search()
     guard = "off: SERVICE is allowed"
     if source.guard:
         from escap_kg.sandbox import SandboxError, install_network_guard

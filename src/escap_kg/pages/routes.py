@@ -479,10 +479,24 @@ class Pages:
         return HTMLResponse(page)
 
     async def search(self, request: Request) -> Response:
-        """``/search?q=``: resources whose names contain every word of the query."""
+        """``/search?q=``: resources whose texts hold every word of the query, best first, with
+        the matching text (the full-text index); by name only over an upstream store."""
+        from escap_kg.engine import EngineError, QueryEngine
+        from escap_kg.server import ProtocolError, search_hits  # the server imports this module
+
         query = " ".join(request.query_params.get("q", "").split())[:200]
-        results: list[dict[str, str | None]] = []
-        if query:
+        results: list[dict[str, Any]] = []
+        full_text = isinstance(self.state.engine, QueryEngine)
+        if query and full_text:
+            try:
+                hits = await search_hits(self.state, query, limit=50)
+            except (ProtocolError, EngineError) as err:
+                if err.status != 400:
+                    raise
+                hits = []  # no word in the query: nothing to find
+            for hit in hits:
+                results.append({**hit, "href": self.paths.href(str(hit["iri"]))})
+        elif query:
             needles = query.lower().split()
             for entry in await self.catalogue.search_index():
                 text = " ".join(entry.names).lower() + " " + entry.iri.lower()
@@ -497,6 +511,7 @@ class Pages:
             title=f"Search: {query}" if query else "Search",
             query=query,
             results=results,
+            full_text=full_text,
         )
         return HTMLResponse(page)
 

@@ -1,0 +1,242 @@
+"""Full-text search: the index over every literal, ``/api/search`` and the search page."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from escap_kg.database import load
+from escap_kg.search import INDEX_NAME, Index, match_expression
+from escap_kg.server import create_app
+from escap_kg.settings import Settings
+from escap_kg.store import KnowledgeGraph
+
+ID = "https://w3id.org/escap-kg/id/"
+EKG = "https://w3id.org/escap-kg/ontology#"
+TOKEN = "a-test-token-of-some-length"
+
+
+@pytest.fixture(scope="module")
+def client(kg: KnowledgeGraph) -> Iterator[TestClient]:
+    with TestClient(create_app(Settings(workers=1), kg)) as test_client:
+        yield test_client
+
+
+def search(client: TestClient, q: str, **params: object) -> list[dict[str, object]]:
+    response = client.get("/api/search", params={"q": q, **params})
+    assert response.status_code == 200, response.text
+    hits: list[dict[str, object]] = response.json()
+    return hits
+
+
+# Words found in statements, not in names --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("word", "iri", "kind"),
+    [
+        ("disparities", f"{ID}finding/fifth-appc-diversity-of-migration-flows", "Finding"),
+        ("counselling", f"{ID}recommendation/fifth-appc-combat-trafficking", "Recommendation"),
+    ],
+)
+def test_a_word_of_a_statement_finds_its_resource_first(
+    client: TestClient, word: str, iri: str, kind: str
+) -> None:
+    hits = search(client, word)
+    assert hits, f"nothing found for {word!r}"
+    first = hits[0]
+    assert first["iri"] == iri
+    assert first["kind"] == kind
+    assert f"<mark>{word}</mark>" in str(first["snippet"])
+    assert isinstance(first["score"], float)
+    assert first["label"]
+
+
+def test_all_words_must_match_and_best_comes_first(client: TestClient) -> None:
+    hits = search(client, "trafficking women", limit=50)
+    assert len(hits) > 1
+    scores = [float(str(h["score"])) for h in hits]
+    assert scores == sorted(scores, reverse=True)
+    for hit in hits:
+        snippet = str(hit["snippet"]).lower()
+        assert "<mark>" in snippet, hit
+
+
+def test_limit_and_kind_filter(client: TestClient) -> None:
+    assert len(search(client, "migration", limit=3)) == 3
+    seminars = search(client, "migration", kind="Seminar", limit=50)
+    assert seminars
+    assert {h["kind"] for h in seminars} == {"Seminar"}
+
+
+@pytest.mark.parametrize(
+    "q",
+    [
+        '"unbalanced quote',
+        "NEAR(migration labour, 2)",
+        "migra*",
+        "(women OR men) AND NOT children",
+        "^start -minus +plus : {col}",
+        "AND",
+        "'; DROP TABLE resources; --",
+        "\ue000mark\ue001",
+    ],
+)
+def test_hostile_queries_never_fail(client: TestClient, q: str) -> None:
+    response = client.get("/api/search", params={"q": q})
+    assert response.status_code == 200, response.text
+    assert isinstance(response.json(), list)
+
+
+def test_operators_are_words(client: TestClient) -> None:
+    assert match_expression('NEAR("a" b*)') == '"NEAR" "a" "b"'
+    # "migration" and "labour" are both in the data; NEAR taken as a word matches nothing.
+    assert search(client, "NEAR migration labour") == []
+
+
+@pytest.mark.parametrize("q", ["", "   ", "*** ((", '""'])
+def test_no_words_is_a_bad_request(client: TestClient, q: str) -> None:
+    response = client.get("/api/search", params={"q": q})
+    assert response.status_code == 400
+    assert response.text.count("\n") == 1
+
+
+def test_limit_is_capped(client: TestClient) -> None:
+    response = client.get("/api/search", params={"q": "migration", "limit": 100000})
+    assert response.status_code == 400
+    assert "limit" in response.text
+
+
+def test_openapi_describes_the_search(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    operation = spec["paths"]["/api/search"]["get"]
+    assert operation["summary"] == "Full-text search"
+    assert {p["name"] for p in operation["parameters"]} == {"q", "limit", "kind"}
+    schema = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    assert schema["items"]["$ref"].endswith("/SearchHit")
+    assert set(spec["components"]["schemas"]["SearchHit"]["properties"]) == {
+        "iri",
+        "label",
+        "kind",
+        "snippet",
+        "score",
+    }
+
+
+# The index follows the graph ---------------------------------------------------------------------
+
+
+def test_an_update_is_searchable(kg: KnowledgeGraph) -> None:
+    fresh = KnowledgeGraph.from_files(kg.files, kg.settings)
+    settings = Settings(workers=1, update_token=TOKEN)
+    with TestClient(create_app(settings, fresh)) as client:
+        assert search(client, "zanzibarite") == []
+        update = (
+            f"INSERT DATA {{ <{ID}finding/new> a <{EKG}Finding> ; "
+            f'<{EKG}statement> "Rare zanzibarite deposits were found."@en }}'
+        )
+        auth = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/sparql-update"}
+        response = client.post("/sparql", content=update, headers=auth)
+        assert response.status_code == 204, response.text
+        hits = search(client, "zanzibarite")
+        assert [h["iri"] for h in hits] == [f"{ID}finding/new"]
+        assert hits[0]["kind"] == "Finding"
+        assert "<mark>zanzibarite</mark>" in str(hits[0]["snippet"])
+        # The rest is still found, from the index rebuilt after the update.
+        assert search(client, "counselling")
+
+
+EXTRA = f"""<{ID}note/one> <http://www.w3.org/2000/01/rdf-schema#label> "A note" .
+<{ID}note/one> <http://www.w3.org/2004/02/skos/core#definition> "On <b>quokkaland</b> & more" .
+"""
+
+
+def test_extra_files_are_indexed_and_text_is_escaped(tmp_path: Path) -> None:
+    extra = tmp_path / "notes.nt"
+    extra.write_text(EXTRA)
+    settings = Settings(workers=1, extra_files=(extra,))
+    with TestClient(create_app(settings)) as client:
+        hits = search(client, "quokkaland")
+        assert [h["iri"] for h in hits] == [f"{ID}note/one"]
+        assert hits[0]["snippet"] == "On &lt;b&gt;<mark>quokkaland</mark>&lt;/b&gt; &amp; more"
+        assert hits[0]["label"] == "A note"
+
+
+def test_an_on_disk_store_is_searchable(tmp_path: Path, settings: Settings) -> None:
+    extra = tmp_path / "notes.nt"
+    extra.write_text(EXTRA)
+    db = tmp_path / "db"
+    load(db, [extra], settings)
+    assert (db / INDEX_NAME).is_file()
+    assert Index(db / INDEX_NAME).search("counselling")
+    with TestClient(create_app(Settings(workers=1, database=db))) as client:
+        assert [h["iri"] for h in search(client, "quokkaland")] == [f"{ID}note/one"]
+        first = search(client, "disparities")[0]
+        assert first["iri"] == f"{ID}finding/fifth-appc-diversity-of-migration-flows"
+
+
+def test_an_old_store_without_an_index_says_so(tmp_path: Path, settings: Settings) -> None:
+    db = tmp_path / "db"
+    load(db, [], settings)
+    (db / INDEX_NAME).unlink()
+    with TestClient(create_app(Settings(workers=1, database=db))) as client:
+        response = client.get("/api/search", params={"q": "migration"})
+        assert response.status_code == 503
+        assert response.text == "this store has no search index; reload it with escap-kg load\n"
+
+
+# The search page ---------------------------------------------------------------------------------
+
+
+def test_the_search_page_shows_snippets(client: TestClient) -> None:
+    response = client.get("/search", params={"q": "counselling"}, headers={"Accept": "text/html"})
+    assert response.status_code == 200
+    page = response.text
+    assert 'href="/id/recommendation/fifth-appc-combat-trafficking"' in page
+    assert "give trafficked victims <mark>counselling</mark>" in page
+    assert "No resource" not in page
+
+
+def test_the_search_page_escapes_the_data(tmp_path: Path) -> None:
+    extra = tmp_path / "notes.nt"
+    extra.write_text(EXTRA)
+    with TestClient(create_app(Settings(workers=1, extra_files=(extra,)))) as client:
+        page = client.get("/search", params={"q": "quokkaland"}).text
+    assert "On &lt;b&gt;<mark>quokkaland</mark>&lt;/b&gt; &amp; more" in page
+    assert "<b>quokkaland" not in page
+
+
+@pytest.mark.parametrize("q", ["***", '"(', "zzzzqqq"])
+def test_the_search_page_with_nothing_to_find(client: TestClient, q: str) -> None:
+    response = client.get("/search", params={"q": q})
+    assert response.status_code == 200
+    assert "No resource has a text with every word of" in response.text
+
+
+class _Upstream:
+    """An engine that is not the local pool, as the remote engine is: it has no index."""
+
+    generation = 0
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def query(self, job: object, timeout: float) -> object:
+        raise AssertionError("a search must not become a query")
+
+    async def update(self, job: object, timeout: float) -> None:
+        raise AssertionError("not called")
+
+
+def test_an_upstream_store_has_no_search(settings: Settings) -> None:
+    with TestClient(create_app(settings, engine=_Upstream())) as client:  # type: ignore[arg-type]
+        response = client.get("/api/search", params={"q": "migration"})
+    assert response.status_code == 501
+    assert response.text.count("\n") == 1
+    assert "upstream" in response.text
