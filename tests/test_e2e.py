@@ -389,6 +389,11 @@ def test_the_access_log_has_a_line_per_request_and_no_query_text_or_token() -> N
     marker = "querytextthatmustnotbelogged"
     server = LiveServer(env={"ESCAP_KG_UPDATE_TOKEN": token}).wait()
     try:
+        # The readiness probe's own line is written just after its answer: wait for it.
+        for _ in range(100):
+            if server.output().count(" escap_kg.access: ") >= 1:
+                break
+            time.sleep(0.02)
         before = server.output().count(" escap_kg.access: ")
         query = f'ASK {{ ?s ?p "{marker}" }}'
         assert httpx.get(f"{server.url}/sparql", params={"query": query}).status_code == 200
