@@ -183,38 +183,6 @@ def measure(server: LiveServer) -> Storm:
     )
 
 
-def test_report(storm: Storm) -> None:
-    """Not a check: the measurements, shown with ``pytest -s``."""
-    during = sorted(call.seconds for call in storm.ordinary)
-    statuses: dict[int, int] = {}
-    for call in storm.ordinary:
-        statuses[call.status] = statuses.get(call.status, 0) + 1
-    print(f"\nusual latency (median alone): {storm.usual * 1000:.1f} ms")
-    print(
-        f"usual latency under {CLIENTS} clients: {len(storm.loaded)} requests, "
-        f"median {statistics.median(storm.loaded) * 1000:.1f} ms, "
-        f"p90 {p90(storm.loaded) * 1000:.1f} ms, max {max(storm.loaded) * 1000:.1f} ms"
-    )
-    print(
-        f"during the storm: {len(during)} requests, statuses {statuses}, "
-        f"median {statistics.median(during) * 1000:.1f} ms, p90 {p90(during) * 1000:.1f} ms, "
-        f"max {during[-1] * 1000:.1f} ms"
-    )
-    begun = min(call.started for call in storm.runaway)
-    for call in sorted(storm.runaway, key=lambda c: c.started):
-        print(f"runaway: {call.status} after {call.seconds:.2f} s: {call.text.strip()}")
-    slowest = sorted(storm.ordinary, key=lambda c: -c.seconds)[:5]
-    print(
-        "slowest ordinary requests (seconds after the storm began, time taken): "
-        + ", ".join(f"{c.started - begun:.2f} s: {c.seconds * 1000:.0f} ms" for c in slowest)
-    )
-    for call in storm.ordinary:
-        if call.status != 200:
-            print(f"failed: {call.status} after {call.seconds:.2f} s: {call.text.strip()}")
-            break
-    print(f"workers before {storm.workers_before}, after {storm.workers_after}")
-
-
 def test_every_runaway_query_is_stopped_at_the_time_limit(storm: Storm) -> None:
     """Each gets a 503 saying "time limit", at the limit: none waits for a worker, since the
     pool adds workers while long queries hold its own (2 + 4 here)."""

@@ -114,16 +114,21 @@ def run_shapes(kg: KnowledgeGraph, shapes: Path) -> tuple[list[Violation], int]:
     return violations, len(node_shapes)
 
 
+# Kept for the life of the process, so that validating again (as the tests do, once per fixture)
+# parses nothing: the shapes hold only a handful of distinct constraint texts.
+_PREPARED: dict[tuple[str, str | None, tuple[tuple[str, str], ...]], Any] = {}
+
+
 @contextmanager
 def _prepared_query_cache() -> Iterator[None]:
     """Parse each SHACL-SPARQL constraint once instead of once per focus node.
 
     pySHACL hands rdflib the same query text for every focus node, with ``$this`` as an initial
     binding, and rdflib parses it each time: four fifths of validation time went to parsing. A
-    prepared query is rdflib's own reusable form, so we prepare each text once while validating.
+    prepared query is rdflib's own reusable form, so we prepare each text once.
     """
     original = SPARQLProcessor.query
-    prepared: dict[tuple[str, str | None, tuple[tuple[str, str], ...]], Any] = {}
+    prepared = _PREPARED
 
     def query(
         self: SPARQLProcessor,

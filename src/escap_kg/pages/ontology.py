@@ -189,7 +189,6 @@ async def ontology_doc(state: State, graph: str) -> OntologyDoc:
         class_iri = row["c"].value
         if class_iri in own:
             doc = own[class_iri]
-            doc.instance_count += 1
             x = row["x"].value
             label = row["label"].value if "label" in row else paths.slug_words(x)
             if all(n.iri != x for n in doc.instances):
