@@ -30,6 +30,7 @@ from typing import Any
 
 import pyoxigraph as ox
 
+from escap_kg import entailment
 from escap_kg.inspection import (
     RefusedError,
     inspect_query,
@@ -167,6 +168,7 @@ class Worker:
             store.load(path=str(self.source.snapshot), format=ox.RdfFormat.N_QUADS)
         for path, graph in self.source.extra:
             load_into(store, SourceFile(path, graph, "extra"))
+        entailment.refresh(store)
         self.store = store
 
     def serve(self) -> None:
@@ -251,9 +253,11 @@ class Worker:
             if self.source.database is None:
                 assert self.store is not None  # noqa: S101 - opened before any job
                 self.store.update(text, base_iri=job.base_iri)
+                entailment.refresh(self.store)
                 return
             writable = ox.Store(str(self.source.database))
             writable.update(text, base_iri=job.base_iri)
+            entailment.refresh(writable)
         except SyntaxError as err:
             message = syntax_message(err, text, shift)
             raise RefusedError(400, f"malformed update: {message}") from None
