@@ -80,6 +80,16 @@ def entailed_graph(base_iri: str = DEFAULT_BASE_IRI) -> str:
     return base_iri + ENTAILED
 
 
+def stated(triple: str = "?s ?p ?o") -> str:
+    """A pattern for ``triple`` in the union default graph as stated, not only entailed.
+
+    Rules derive nothing a named graph states, so a triple of the entailed graph is in no
+    other. The graph's IRI is relative, resolved against the base IRI the server sends with
+    every query (its own and an upstream's alike), so the pattern needs no base of its own.
+    """
+    return f"{triple} FILTER NOT EXISTS {{ GRAPH <{ENTAILED}> {{ {triple} }} }}"
+
+
 def ruleset_iri(base_iri: str = DEFAULT_BASE_IRI) -> str:
     """The IRI of the rule set, as data/provenance.ttl describes it."""
     return base_iri + RULESET
