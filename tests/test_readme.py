@@ -91,8 +91,20 @@ def test_the_pages_hold_sparql() -> None:
     assert len(in_readme) >= 7, [b.where for b in in_readme]
 
 
+@pytest.fixture(scope="module")
+def served(kg: KnowledgeGraph) -> KnowledgeGraph:
+    """The graph as the endpoint and ``escap-kg query`` answer from it: with the entailed graph."""
+    from escap_kg import entailment
+
+    store = ox.Store()
+    store.extend(kg.store)
+    entailment.refresh(store, entailment.entailed_graph(kg.settings.base_iri))
+    return KnowledgeGraph(store, kg.files, kg.settings)
+
+
 @pytest.mark.parametrize("block", BLOCKS, ids=[b.where for b in BLOCKS])
-def test_every_sparql_block_runs_and_answers(kg: KnowledgeGraph, block: Block) -> None:
+def test_every_sparql_block_runs_and_answers(served: KnowledgeGraph, block: Block) -> None:
+    kg = served
     try:
         result = run(kg, block.text)
     except QueryError as err:
@@ -149,7 +161,8 @@ def _roles_in_activities(answer: list[dict]) -> None:
 
 def _themes_of_fifth_appc(answer: list[dict]) -> None:
     how = {value(r["theme"]).removeprefix(f"{ID}theme/"): value(r["addressedAs"]) for r in answer}
-    assert how["migration-and-development"].split("; ")[0] == "key agenda item"
+    # GROUP_CONCAT's order is the engine's: test membership.
+    assert "key agenda item" in how["migration-and-development"].split("; ")
     assert "subject" in how["international-migration"].split("; ")
     assert how["trafficking-in-persons"] == "subject of a recommendation it adopted"
     assert how["refugees"] == "subject of a finding it noted"
@@ -195,7 +208,8 @@ def test_each_worked_example_has_a_checked_answer() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(CHECKS))
-def test_worked_example_gives_the_expected_answer(kg: KnowledgeGraph, name: str) -> None:
+def test_worked_example_gives_the_expected_answer(served: KnowledgeGraph, name: str) -> None:
+    kg = served
     if name not in EXAMPLES:
         pytest.fail(f"README.md has no <!-- example: {name} --> block")
     CHECKS[name](rows(kg, EXAMPLES[name]))

@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
-from escap_kg import __version__
+from escap_kg import __version__, entailment
 from escap_kg.iris import prefixes, shorten
 from escap_kg.queries import (
     IRI_CHARS,
@@ -218,6 +218,7 @@ def query(
             return
         _check_services(text, tuple(allow_service or ()))
         kg = KnowledgeGraph.load(settings)
+        entailment.refresh(kg.store, entailment.entailed_graph(settings.base_iri))  # as served
         result = run(kg, text, bindings)
         try:
             if fmt == "table":

@@ -17,6 +17,7 @@ from typing import IO, Any
 
 import pyoxigraph as ox
 
+from escap_kg import entailment
 from escap_kg.search import INDEX_NAME, build_index
 from escap_kg.settings import DEFAULT_BASE_IRI, Settings
 from escap_kg.store import DataError, SourceFile, parse_file, rdf_format, source_files
@@ -444,6 +445,7 @@ def _load_locked(
             advance = progress(sf.path, size) if progress else None
             _bulk_load(store, sf, advance, staging)
             report.files.append((sf.path, sf.graph, size))
+        entailment.refresh(store, entailment.entailed_graph(base_iri))
         store.flush()
         report.quads = len(store)
         build_index(store, staging / INDEX_NAME)  # swapped and pinned with the store

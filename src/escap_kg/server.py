@@ -27,7 +27,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from escap_kg import __version__
+from escap_kg import __version__, entailment
 from escap_kg.engine import (
     Answer,
     DumpJob,
@@ -1031,7 +1031,7 @@ async def _stream_download(state: State, spec: ExportFormat, suffix: str) -> Res
         if spec.name not in graph_format:
             raise ProtocolError(404, f"escap-kg.{suffix} is not available from this server")
         job = QueryJob(
-            "CONSTRUCT { ?s ?p ?o } WHERE { ?s ?p ?o }",
+            f"CONSTRUCT {{ ?s ?p ?o }} WHERE {{ {entailment.stated()} }}",
             graph_format[spec.name],
             base_iri=state.settings.base_iri,
         )

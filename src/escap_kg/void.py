@@ -9,6 +9,7 @@ from rdflib.namespace import DCAT, DCTERMS, FOAF, OWL, RDF, RDFS, SH, SKOS, VOID
 from rdflib_endpoint.sparql_router import SparqlRouter
 
 from escap_kg import __version__
+from escap_kg.entailment import stated
 from escap_kg.export import EXPORT_FORMATS
 from escap_kg.iris import ONTOLOGY_IRI, prefixes
 from escap_kg.settings import Settings
@@ -119,12 +120,17 @@ class DatasetStats:
 
 
 _SKOS = "http://www.w3.org/2004/02/skos/core#"
+# The dataset described is the one downloaded: stated triples, without the entailed graph,
+# which is a derived copy any RDFS reasoner rebuilds. "graphs" still counts every named graph
+# the endpoint holds, the entailed one too, for the service description.
 STATS_QUERIES: dict[str, str] = {
-    "triples": "SELECT (COUNT(*) AS ?n) WHERE { SELECT DISTINCT ?s ?p ?o WHERE { ?s ?p ?o } }",
-    "subjects": "SELECT (COUNT(DISTINCT ?s) AS ?n) WHERE { ?s ?p ?o }",
+    "triples": (
+        f"SELECT (COUNT(*) AS ?n) WHERE {{ SELECT DISTINCT ?s ?p ?o WHERE {{ {stated()} }} }}"
+    ),
+    "subjects": f"SELECT (COUNT(DISTINCT ?s) AS ?n) WHERE {{ {stated()} }}",
     "classes": (
         "SELECT ?class (COUNT(DISTINCT ?s) AS ?n) "
-        "WHERE { ?s a ?class FILTER(isIRI(?class)) } GROUP BY ?class"
+        f"WHERE {{ {stated('?s a ?class')} FILTER(isIRI(?class)) }} GROUP BY ?class"
     ),
     "issued": f"SELECT ?created WHERE {{ <{ONTOLOGY_IRI}> <{DCTERMS.created}> ?created }}",
     "graphs": "SELECT ?graph (COUNT(*) AS ?n) WHERE { GRAPH ?graph { ?s ?p ?o } } GROUP BY ?graph",
@@ -132,7 +138,7 @@ STATS_QUERIES: dict[str, str] = {
         "SELECT ?target ?link (COUNT(*) AS ?n) WHERE { "
         "VALUES ?link { "
         + " ".join(f"<{_SKOS}{p}>" for p in LINK_PREDICATES)
-        + " } ?s ?link ?o . VALUES (?target ?ns) { "
+        + f" }} {stated('?s ?link ?o')} . VALUES (?target ?ns) {{ "
         + " ".join(f'("{name}" "{ns}")' for name, (ns, _) in LINK_TARGETS.items())
         + ' } FILTER(isIRI(?o) && STRSTARTS(STR(?o), ?ns) && (?target != "sdg" || '
         + f'!STRSTARTS(STR(?o), "{LINK_TARGETS["m49"][0]}"))) }} GROUP BY ?target ?link'

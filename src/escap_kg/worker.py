@@ -30,6 +30,7 @@ from typing import Any
 
 import pyoxigraph as ox
 
+from escap_kg import entailment
 from escap_kg.inspection import (
     RefusedError,
     inspect_query,
@@ -173,6 +174,7 @@ class Worker:
             store.load(path=str(self.source.snapshot), format=ox.RdfFormat.N_QUADS)
         for path, graph in self.source.extra:
             load_into(store, SourceFile(path, graph, "extra"))
+        entailment.refresh(store)
         self.store = store
 
     def serve(self) -> None:
@@ -234,22 +236,39 @@ class Worker:
             result.serialize(writer, format=RESULT_FORMATS[fmt])  # type: ignore[arg-type]
 
     def dump(self, job: DumpJob, writer: _ChunkWriter) -> None:
+        """The stated data of the store, streamed: every graph but the entailed one, which is
+        derived from the others and would otherwise be loaded back as if it were stated."""
         assert self.store is not None  # noqa: S101 - opened before any job
+        entailed = ox.NamedNode(entailment.graph_of(self.store))
         if job.result_format == "nt":
+            # The store's own default graph (where updates may have stated triples) and every
+            # named graph but the entailed one; CONSTRUCT writes each triple once.
             triples = self.store.query(
-                "CONSTRUCT { ?s ?p ?o } WHERE { ?s ?p ?o }", use_default_graph_as_union=True
+                f"CONSTRUCT {{ ?s ?p ?o }} WHERE {{ {{ ?s ?p ?o }} UNION "
+                f"{{ GRAPH ?g {{ ?s ?p ?o }} FILTER(?g != {entailed}) }} }}"
             )
             ox.serialize(triples, writer, format=ox.RdfFormat.N_TRIPLES)  # type: ignore[arg-type]
         else:
-            self.store.dump(writer, format=DUMP_FORMATS[job.result_format])  # type: ignore[arg-type]
+            # Quads come grouped by graph, so TriG still writes one block per graph.
+            quads = (
+                q
+                for q in self.store.quads_for_pattern(None, None, None, None)
+                if q.graph_name != entailed
+            )
+            ox.serialize(quads, writer, format=DUMP_FORMATS[job.result_format])  # type: ignore[arg-type]
 
     def export(self, job: ExportJob, writer: _ChunkWriter) -> None:
+        """The stated data of the in-memory store, as :func:`escap_kg.export.export` writes it
+        (the entailed graph left out, as in :meth:`dump`)."""
         from escap_kg.export import export
         from escap_kg.settings import Settings
         from escap_kg.store import KnowledgeGraph
 
         assert self.store is not None  # noqa: S101 - opened before any job
-        kg = KnowledgeGraph(self.store, [], Settings(base_iri=job.base_iri))
+        entailed = ox.NamedNode(entailment.graph_of(self.store))
+        stated = ox.Store()
+        stated.extend(q for q in self.store if q.graph_name != entailed)
+        kg = KnowledgeGraph(stated, [], Settings(base_iri=job.base_iri))
         writer.write(export(kg, job.result_format))
 
     def search(self, job: SearchJob, writer: _ChunkWriter) -> None:
@@ -304,9 +323,11 @@ class Worker:
             if self.source.database is None:
                 assert self.store is not None  # noqa: S101 - opened before any job
                 self.store.update(text, base_iri=job.base_iri)
+                entailment.refresh(self.store)
                 return
             writable = ox.Store(str(self.source.database))
             writable.update(text, base_iri=job.base_iri)
+            entailment.refresh(writable)
         except SyntaxError as err:
             message = syntax_message(err, text, shift)
             raise RefusedError(400, f"malformed update: {message}") from None

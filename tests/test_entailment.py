@@ -1,0 +1,164 @@
+"""The entailed graph: class-aware answers, refreshed by updates, and off when graphs are named."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pyoxigraph as ox
+import pytest
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from escap_kg import entailment
+from escap_kg.cli import app as cli
+from escap_kg.database import load
+from escap_kg.queries import Query, run
+from escap_kg.server import create_app
+from escap_kg.settings import Settings
+from escap_kg.store import KnowledgeGraph
+from tests.test_queries import LOCAL, expected_rows, oxigraph_rows
+
+ID = "https://w3id.org/escap-kg/id/"
+EKG = "https://w3id.org/escap-kg/ontology#"
+ENTAILED = "https://w3id.org/escap-kg/graph/entailed"
+TOKEN = "an-entailment-test-token"
+ACTIVITIES = [
+    f"{ID}activity/egm-2001-migration-and-development",
+    f"{ID}activity/egm-2003-international-migration-and-development",
+    f"{ID}activity/fifth-appc",
+    f"{ID}activity/seminar-2002-gender-equality-trafficking",
+]
+ORGANIZATIONS = [
+    f"{ID}organization/{slug}"
+    for slug in ("ecosoc", "escap", "un-women", "unfpa", "unifem", "united-nations")
+]
+ACTOR_GROUPS = [
+    f"{ID}actor-group/{slug}"
+    for slug in ("civil-society-organizations", "governments", "international-community")
+]
+EXPECTED = {
+    f"{EKG}Activity": ACTIVITIES,
+    "https://schema.org/Event": ACTIVITIES,
+    "http://www.w3.org/ns/prov#Activity": [*ACTIVITIES, f"{ID}derivation/rdfs-entailment"],
+    "http://www.w3.org/ns/org#Organization": ORGANIZATIONS,
+    "http://www.w3.org/ns/prov#Agent": sorted(
+        [*ACTOR_GROUPS, f"{ID}country/sweden", *ORGANIZATIONS]
+    ),
+}
+runner = CliRunner()
+
+
+def instances_query(cls: str) -> str:
+    return f"SELECT ?x WHERE {{ ?x a <{cls}> }} ORDER BY ?x"
+
+
+def select(client: TestClient, query: str, params: dict[str, object] | None = None) -> list[str]:
+    response = client.get(
+        "/sparql", params={"query": query, **(params or {})}, headers={"Accept": "text/csv"}
+    )
+    assert response.status_code == 200, response.text
+    return [line for line in response.text.splitlines()[1:] if line]
+
+
+@pytest.fixture(scope="module")
+def entailed_kg(kg: KnowledgeGraph) -> KnowledgeGraph:
+    fresh = KnowledgeGraph.from_files(kg.files, kg.settings)
+    entailment.refresh(fresh.store, entailment.entailed_graph(kg.settings.base_iri))
+    return fresh
+
+
+@pytest.fixture
+def writable(kg: KnowledgeGraph) -> Iterator[TestClient]:
+    fresh = KnowledgeGraph.from_files(kg.files, kg.settings)
+    with TestClient(create_app(Settings(workers=1, update_token=TOKEN), fresh)) as client:
+        yield client
+
+
+@pytest.mark.parametrize(("cls", "members"), EXPECTED.items(), ids=lambda v: str(v)[-12:])
+def test_superclasses_answer_on_the_engine(
+    entailed_kg: KnowledgeGraph, cls: str, members: list[str]
+) -> None:
+    result = entailed_kg.query(instances_query(cls))
+    assert isinstance(result, ox.QuerySolutions)
+    assert [row["x"].value for row in result] == members  # type: ignore[union-attr]
+
+
+def test_refresh_is_idempotent_and_never_repeats_a_stated_triple(
+    entailed_kg: KnowledgeGraph,
+) -> None:
+    graph = ox.NamedNode(ENTAILED)
+    before = set(entailed_kg.store.quads_for_pattern(None, None, None, graph))
+    again = entailment.refresh(entailed_kg.store)
+    assert again.graph == ENTAILED
+    assert set(entailed_kg.store.quads_for_pattern(None, None, None, graph)) == before
+    assert again.triples == len(before) > 100
+    stated = {q.triple for q in entailed_kg.store if q.graph_name != graph}
+    assert not stated & {q.triple for q in before}
+
+
+def test_subproperties_are_entailed(entailed_kg: KnowledgeGraph) -> None:
+    # ekg:keyAgendaItem and ekg:focus are rdfs:subPropertyOf dcterms:subject.
+    subject = "<http://purl.org/dc/terms/subject>"
+    theme = f"<{ID}activity/fifth-appc> {subject} <{ID}theme/migration-and-development>"
+    answer = entailed_kg.query(f"ASK {{ GRAPH <{ENTAILED}> {{ {theme} }} }}")
+    assert isinstance(answer, ox.QueryBoolean)
+    assert bool(answer)
+
+
+@pytest.mark.parametrize("query", LOCAL, ids=[q.id for q in LOCAL])
+def test_catalogue_answers_do_not_change(entailed_kg: KnowledgeGraph, query: Query) -> None:
+    result = run(entailed_kg, query.text)
+    if isinstance(result, ox.QuerySolutions):
+        assert oxigraph_rows(result) == expected_rows(query), f"{query.id} changed"
+
+
+def test_the_endpoint_answers_with_superclasses(writable: TestClient) -> None:
+    for cls, members in EXPECTED.items():
+        assert select(writable, instances_query(cls)) == members, cls
+
+
+def test_naming_graphs_switches_entailment_off(writable: TestClient) -> None:
+    stated = [f"https://w3id.org/escap-kg/graph/paragraph-{n}" for n in range(1, 6)]
+    activity = instances_query(f"{EKG}Activity")
+    assert select(writable, activity, {"default-graph-uri": stated}) == []
+    froms = " ".join(f"FROM <{g}>" for g in stated)
+    assert select(writable, activity.replace("WHERE", f"{froms} WHERE", 1)) == []
+    with_entailed = [*stated, ENTAILED]
+    assert select(writable, activity, {"default-graph-uri": with_entailed}) == ACTIVITIES
+
+
+def test_updates_refresh_the_entailed_graph(writable: TestClient) -> None:
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/sparql-update"}
+    triple = f"<{ID}activity/x> a <{EKG}Seminar>"
+    ask = {"query": f"ASK {{ <{ID}activity/x> a <{EKG}Activity> }}"}
+    insert = f"INSERT DATA {{ GRAPH <{ID}graph-test> {{ {triple} }} }}"
+    assert writable.post("/sparql", content=insert, headers=headers).status_code == 204
+    assert writable.get("/sparql", params=ask).json()["boolean"] is True
+    delete = f"DELETE DATA {{ GRAPH <{ID}graph-test> {{ {triple} }} }}"
+    assert writable.post("/sparql", content=delete, headers=headers).status_code == 204
+    assert writable.get("/sparql", params=ask).json()["boolean"] is False
+
+
+def test_the_command_line_sees_entailments() -> None:
+    ask = f"ASK {{ <{ID}activity/fifth-appc> a <https://schema.org/Event> }}"
+    result = runner.invoke(cli, ["query", "--sparql", ask, "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert '"boolean":true' in result.output.replace(" ", "")
+
+
+def test_load_builds_the_entailed_graph_on_disk(tmp_path: Path, settings: Settings) -> None:
+    database = tmp_path / "store"
+    load(database, [], settings)
+    served = replace(Settings(), database=database, workers=1, update_token=TOKEN)
+    with TestClient(create_app(served)) as client:
+        assert (
+            select(client, instances_query("http://www.w3.org/ns/prov#Agent"))
+            == (EXPECTED["http://www.w3.org/ns/prov#Agent"])
+        )
+        headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/sparql-update"}
+        insert = f"INSERT DATA {{ GRAPH <{ID}graph-test> {{ <{ID}country/x> a <{EKG}Country> }} }}"
+        assert client.post("/sparql", content=insert, headers=headers).status_code == 204
+        ask = {"query": f"ASK {{ <{ID}country/x> a <http://www.w3.org/ns/prov#Agent> }}"}
+        assert client.get("/sparql", params=ask).json()["boolean"] is True
