@@ -832,7 +832,9 @@ def serve(
             markup=False,
         )
         raise typer.Exit(EXIT_INVALID)
-    counted = _wait_for_loads(engine, [sf.path for sf in extras])
+    # Extra files may not parse: wait for the zygote to load them before serving, so an error
+    # ends the start naming the file. Our own graph has parsed already: no need to wait.
+    counted = _wait_for_loads(engine, [sf.path for sf in extras]) if extras else None
     summary = (
         f"{counted or 0:,} statements from {len(kg.files) + len(extras)} files, in memory"
         if extras
