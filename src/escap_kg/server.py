@@ -7,14 +7,13 @@ import gc
 import gzip
 import hashlib
 import hmac
-import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Protocol
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import parse_qsl
 
 from fastapi import FastAPI, Request, Response
@@ -23,7 +22,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import PlainTextResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
@@ -41,16 +39,24 @@ from escap_kg.engine import (
 from escap_kg.export import EXPORT_FORMATS, ExportFormat
 from escap_kg.http import ABORT, DELIVERED
 from escap_kg.iris import prefixes
-from escap_kg.jobs import SearchJob
 from escap_kg.pages import add_page_routes
-from escap_kg.queries import IRI_CHARS, Query, load_catalogue
+from escap_kg.queries import IRI_CHARS, load_catalogue
 from escap_kg.search import MAX_LIMIT
+from escap_kg.service import (
+    Download,
+    Engine,
+    ProtocolError,
+    SearchHit,
+    State,
+    dataset_stats,
+    search_hits,
+)
 from escap_kg.settings import Settings
 from escap_kg.sparql import negotiate
 from escap_kg.store import KnowledgeGraph
 
 if TYPE_CHECKING:
-    from escap_kg.void import DatasetStats
+    pass
 
 log = logging.getLogger("escap_kg.server")
 access_log = logging.getLogger("escap_kg.access")
@@ -67,63 +73,6 @@ DESCRIPTION_TYPES = {
 }
 DOWNLOADS = {spec.suffix.lstrip("."): spec for spec in EXPORT_FORMATS.values()}
 DOWNLOADS["nq"] = EXPORT_FORMATS["nquads"]
-
-
-class ProtocolError(Exception):
-    """A request the SPARQL protocol does not allow; answered with ``status`` and a message."""
-
-    def __init__(self, status: int, message: str, headers: Mapping[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.headers = dict(headers or {})
-
-
-@dataclass
-class Download:
-    """One cached download: body, its gzip form and its entity tag."""
-
-    body: bytes
-    gzipped: bytes
-    etag: str
-
-
-class Engine(Protocol):
-    """What the server needs of a query engine: the local worker pool or an upstream store."""
-
-    #: The version of the store: it changes whenever its content may have.
-    generation: int
-
-    async def start(self) -> None: ...
-
-    async def close(self) -> None: ...
-
-    async def query(self, job: QueryJob, timeout: float) -> Answer: ...
-
-    async def update(self, job: UpdateJob, timeout: float) -> None: ...
-
-
-@dataclass
-class State:
-    """What the running application holds: everything about the graph comes from ``engine``,
-    which holds the one authoritative store (this process never evaluates SPARQL itself).
-
-    ``canonical_downloads``: the store is our own graph, small enough for the downloads to be
-    written in canonical form (else they stream from the store as it is).
-    """
-
-    settings: Settings
-    engine: Engine
-    catalogue: list[Query]
-    canonical_downloads: bool = False
-    downloads: dict[tuple[str, int], Download] = field(default_factory=dict)
-    sparql_handler: Callable[[Request], Awaitable[Response]] | None = None
-    stats: dict[int, Any] = field(default_factory=dict)
-
-    @property
-    def generation(self) -> int:
-        """The store's version, for caches of what is computed from it."""
-        return self.engine.generation
 
 
 def create_app(
@@ -473,35 +422,6 @@ def answer_response(
         stream.send_timeout = settings.send_timeout
         stream.time_limit = settings.query_timeout
     return stream
-
-
-async def select_rows(state: State, text: str) -> list[dict[str, str]]:
-    """A SELECT through the engine, as rows of plain strings (for descriptions and stats)."""
-    job = QueryJob(text, "json", base_iri=state.settings.base_iri)
-    answer = await state.engine.query(job, state.settings.query_timeout)
-    data = json.loads(await answer.read())
-    return [{k: v["value"] for k, v in row.items()} for row in data["results"]["bindings"]]
-
-
-async def dataset_stats(state: State) -> DatasetStats:
-    """Counts for the descriptions, computed once per version of the graph."""
-    from escap_kg.void import STATS_QUERIES, DatasetStats
-
-    cached: DatasetStats | None = state.stats.get(state.generation)
-    if cached is not None:
-        return cached
-    generation = state.generation
-    rows = {name: await select_rows(state, text) for name, text in STATS_QUERIES.items()}
-    stats = DatasetStats(
-        triples=int(rows["triples"][0]["n"]),
-        subjects=int(rows["subjects"][0]["n"]),
-        classes={r["class"]: int(r["n"]) for r in rows["classes"]},
-        links={(r["target"], r["link"]): int(r["n"]) for r in rows["links"]},
-        graphs={r["graph"]: int(r["n"]) for r in rows["graphs"]},
-        issued=rows["issued"][0]["created"] if rows["issued"] else "",
-    )
-    state.stats = {generation: stats}
-    return stats
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -887,31 +807,6 @@ def _add_api_routes(app: FastAPI, state: State) -> None:
 
 
 # Full-text search -------------------------------------------------------------------------------
-
-
-class SearchHit(BaseModel):
-    """One resource a search found."""
-
-    iri: str
-    label: str = Field(description="The resource's name")
-    kind: str = Field(description="Its most specific type, e.g. Finding or Seminar")
-    snippet: str = Field(description="HTML: the matching text, escaped, with matches in <mark>")
-    score: float = Field(description="Relevance (BM25): higher is better")
-
-
-async def search_hits(
-    state: State, q: str, limit: int = 20, kinds: Sequence[str] = ()
-) -> list[dict[str, Any]]:
-    """The resources whose texts hold every word of ``q``, best first, from the engine's index."""
-    if not isinstance(state.engine, QueryEngine):
-        raise ProtocolError(501, "full-text search needs the local query engine (not --upstream)")
-    if not q.strip():
-        raise ProtocolError(400, "give at least one word to search for (q=...)")
-    job = SearchJob(q=q[:500], limit=limit, kinds=tuple(kinds))
-    hits: list[dict[str, Any]] = json.loads(
-        await state.engine.search(job, state.settings.query_timeout)
-    )
-    return hits
 
 
 def _add_search_route(app: FastAPI, state: State) -> None:

@@ -13,10 +13,10 @@ from urllib.parse import urlsplit
 from markupsafe import Markup
 
 from escap_kg.iris import ONTOLOGY_IRI
+from escap_kg.pages.render import TEMPLATES_DIR, script_json
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 STATIC_DIR: Path = PACKAGE_DIR / "static"
-TEMPLATES_DIR: Path = PACKAGE_DIR / "templates"
 QUERY_UI_TEMPLATE = "query_ui.html"
 STORAGE_KEY_PREFIX = "escap-kg-query-ui-"
 #: Tab names longer than this are cut at a word and end in an ellipsis; the tab's title has all.
@@ -120,16 +120,6 @@ def local_links(base_iri: str) -> list[tuple[str, str]]:
         (f"{base_iri}graph", "/graph"),
         (ONTOLOGY_IRI, "/ontology"),
     ]
-
-
-def script_json(value: object) -> str:
-    """JSON for the inside of a ``<script>`` element: no ``</script>``, ``<!--`` or ``]]>`` in it.
-
-    ``<``, ``>`` and ``&`` become ``\\u003c``, ``\\u003e`` and ``\\u0026``, which JSON.parse reads
-    back as the same characters, so no text of a value can end the element or start a comment.
-    """
-    text = json.dumps(value, ensure_ascii=False, indent=None, separators=(",", ":"))
-    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def _json_block(value: object) -> Markup:

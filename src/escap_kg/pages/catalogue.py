@@ -16,7 +16,7 @@ from escap_kg.queries import IRI_CHARS, Query
 from escap_kg.sparql import SparqlTextError, scan
 
 if TYPE_CHECKING:
-    from escap_kg.server import State
+    from escap_kg.service import State
 
 #: Rows shown on a page; the CSV and JSON links give the whole answer.
 ROW_LIMIT = 1000

@@ -42,7 +42,7 @@ from escap_kg.pages.terms import (
 )
 
 if TYPE_CHECKING:
-    from escap_kg.server import State
+    from escap_kg.service import State
 
 Term = ox.NamedNode | ox.BlankNode | ox.Literal
 
@@ -689,7 +689,7 @@ class Catalogue:
         """How many triples, activities, organisations, themes, findings, recommendations."""
 
         async def make() -> dict[str, int]:
-            from escap_kg.server import dataset_stats
+            from escap_kg.service import dataset_stats
 
             rows = await select(self.state, _counts_query(self.themes_scheme))
             counts = {row["what"].value: int(row["n"].value) for row in rows}

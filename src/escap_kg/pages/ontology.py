@@ -29,7 +29,7 @@ from escap_kg.pages.terms import (
 )
 
 if TYPE_CHECKING:
-    from escap_kg.server import State
+    from escap_kg.service import State
 
 KINDS = {
     f"{OWL}Class": "class",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import rdflib
@@ -10,8 +12,9 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from markupsafe import Markup
 
 from escap_kg.iris import prefixes
-from escap_kg.ui import TEMPLATES_DIR, script_json
 
+#: The Jinja2 templates of the pages and the query UI.
+TEMPLATES_DIR: Path = Path(__file__).resolve().parents[1] / "templates"
 PAGES_TEMPLATES = TEMPLATES_DIR / "pages"
 STATIC = "/static/pages"
 
@@ -100,3 +103,13 @@ def _used_prefixes(graph: rdflib.Graph, table: dict[str, str]) -> dict[str, str]
 
 
 __all__ = ["ALIASES", "RDF_SYNTAXES", "environment", "jsonld_block", "render", "serialize"]
+
+
+def script_json(value: object) -> str:
+    """JSON for the inside of a ``<script>`` element: no ``</script>``, ``<!--`` or ``]]>`` in it.
+
+    ``<``, ``>`` and ``&`` become ``\\u003c``, ``\\u003e`` and ``\\u0026``, which JSON.parse reads
+    back as the same characters, so no text of a value can end the element or start a comment.
+    """
+    text = json.dumps(value, ensure_ascii=False, indent=None, separators=(",", ":"))
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")

@@ -39,7 +39,7 @@ from escap_kg.pages.terms import (
 from escap_kg.sparql import negotiate
 
 if TYPE_CHECKING:
-    from escap_kg.server import State
+    from escap_kg.service import State
 
 HTML = "text/html"
 #: What a negotiated route offers, our preference first: a browser (or no Accept) gets HTML.
@@ -459,7 +459,7 @@ class Pages:
             (f"{base}/download/escap-kg.{suffix}", media) for suffix, media, _ in DOWNLOADS
         ]
         data = jsonld.dataset_jsonld(f"{base}/", HOME_DESCRIPTION, counts, downloads)
-        from escap_kg.server import dataset_stats  # the server imports this module
+        from escap_kg.service import dataset_stats
 
         citation = cite(f"{base}/", (await dataset_stats(self.state)).issued)
         page = render(
@@ -482,7 +482,7 @@ class Pages:
         """``/search?q=``: resources whose texts hold every word of the query, best first, with
         the matching text (the full-text index); by name only over an upstream store."""
         from escap_kg.engine import EngineError, QueryEngine
-        from escap_kg.server import ProtocolError, search_hits  # the server imports this module
+        from escap_kg.service import ProtocolError, search_hits
 
         query = " ".join(request.query_params.get("q", "").split())[:200]
         results: list[dict[str, Any]] = []

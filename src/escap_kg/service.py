@@ -1,0 +1,147 @@
+"""What the web layers share: the application's state, the engine it talks to, the protocol's
+error, and the few helpers that run SPARQL through the engine for the pages and descriptions.
+
+The server (``server.py``) and the pages (``pages/``) both import this module; it imports
+neither, so imports point one way (``tests/test_layers.py`` keeps them so).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from fastapi import Request, Response
+from pydantic import BaseModel, Field
+
+from escap_kg.engine import Answer, QueryEngine, QueryJob, UpdateJob
+from escap_kg.jobs import SearchJob
+from escap_kg.queries import Query
+from escap_kg.settings import Settings
+
+if TYPE_CHECKING:
+    from escap_kg.void import DatasetStats
+
+
+class ProtocolError(Exception):
+    """A request the SPARQL protocol does not allow; answered with ``status`` and a message."""
+
+    def __init__(self, status: int, message: str, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = dict(headers or {})
+
+
+@dataclass
+class Download:
+    """One cached download: body, its gzip form and its entity tag."""
+
+    body: bytes
+    gzipped: bytes
+    etag: str
+
+
+class Engine(Protocol):
+    """What the server needs of a query engine: the local worker pool or an upstream store."""
+
+    #: The version of the store: it changes whenever its content may have.
+    generation: int
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def query(self, job: QueryJob, timeout: float) -> Answer: ...
+
+    async def update(self, job: UpdateJob, timeout: float) -> None: ...
+
+
+@dataclass
+class State:
+    """What the running application holds: everything about the graph comes from ``engine``,
+    which holds the one authoritative store (this process never evaluates SPARQL itself).
+
+    ``canonical_downloads``: the store is our own graph, small enough for the downloads to be
+    written in canonical form (else they stream from the store as it is).
+    """
+
+    settings: Settings
+    engine: Engine
+    catalogue: list[Query]
+    canonical_downloads: bool = False
+    downloads: dict[tuple[str, int], Download] = field(default_factory=dict)
+    sparql_handler: Callable[[Request], Awaitable[Response]] | None = None
+    stats: dict[int, Any] = field(default_factory=dict)
+
+    @property
+    def generation(self) -> int:
+        """The store's version, for caches of what is computed from it."""
+        return self.engine.generation
+
+
+async def select_rows(state: State, text: str) -> list[dict[str, str]]:
+    """A SELECT through the engine, as rows of plain strings (for descriptions and stats)."""
+    job = QueryJob(text, "json", base_iri=state.settings.base_iri)
+    answer = await state.engine.query(job, state.settings.query_timeout)
+    data = json.loads(await answer.read())
+    return [{k: v["value"] for k, v in row.items()} for row in data["results"]["bindings"]]
+
+
+async def dataset_stats(state: State) -> DatasetStats:
+    """Counts for the descriptions, computed once per version of the graph."""
+    from escap_kg.void import STATS_QUERIES, DatasetStats
+
+    cached: DatasetStats | None = state.stats.get(state.generation)
+    if cached is not None:
+        return cached
+    generation = state.generation
+    rows = {name: await select_rows(state, text) for name, text in STATS_QUERIES.items()}
+    stats = DatasetStats(
+        triples=int(rows["triples"][0]["n"]),
+        subjects=int(rows["subjects"][0]["n"]),
+        classes={r["class"]: int(r["n"]) for r in rows["classes"]},
+        links={(r["target"], r["link"]): int(r["n"]) for r in rows["links"]},
+        graphs={r["graph"]: int(r["n"]) for r in rows["graphs"]},
+        issued=rows["issued"][0]["created"] if rows["issued"] else "",
+    )
+    state.stats = {generation: stats}
+    return stats
+
+
+class SearchHit(BaseModel):
+    """One resource a search found."""
+
+    iri: str
+    label: str = Field(description="The resource's name")
+    kind: str = Field(description="Its most specific type, e.g. Finding or Seminar")
+    snippet: str = Field(description="HTML: the matching text, escaped, with matches in <mark>")
+    score: float = Field(description="Relevance (BM25): higher is better")
+
+
+async def search_hits(
+    state: State, q: str, limit: int = 20, kinds: Sequence[str] = ()
+) -> list[dict[str, Any]]:
+    """The resources whose texts hold every word of ``q``, best first, from the engine's index."""
+    if not isinstance(state.engine, QueryEngine):
+        raise ProtocolError(501, "full-text search needs the local query engine (not --upstream)")
+    if not q.strip():
+        raise ProtocolError(400, "give at least one word to search for (q=...)")
+    job = SearchJob(q=q[:500], limit=limit, kinds=tuple(kinds))
+    hits: list[dict[str, Any]] = json.loads(
+        await state.engine.search(job, state.settings.query_timeout)
+    )
+    return hits
+
+
+__all__ = [
+    "Download",
+    "Engine",
+    "ProtocolError",
+    "SearchHit",
+    "State",
+    "dataset_stats",
+    "search_hits",
+    "select_rows",
+]
