@@ -45,3 +45,19 @@ def test_a_failing_validation_is_not_remembered(
     assert not module.validate_once(kg).ok
     assert not list(tmp_path.glob("validated/*"))
     assert not module.validate_once(kg).ok
+
+
+def test_the_progress_bar_follows_a_process_reading_a_file(tmp_path: Path) -> None:
+    """``serve --data`` shows how far the zygote has read each file from its read offset in
+    /proc: here, this process reading a file part way."""
+    import os
+
+    from escap_kg.cli import _read_offsets
+
+    data = tmp_path / "rows.nt"
+    data.write_bytes(b"x" * 100_000)
+    with data.open("rb") as stream:
+        stream.read(40_000)
+        found = dict(_read_offsets(os.getpid(), {str(data.resolve()): data}))
+    assert found[str(data.resolve())] >= 40_000
+    assert _read_offsets(None, {str(data.resolve()): data}) == []

@@ -81,11 +81,22 @@ class State:
         return self.engine.generation
 
 
+async def answer_of(state: State, text: str, result_format: str) -> bytes:
+    """The whole answer of one query of ours through the engine, in ``result_format`` (the one
+    way the server and the pages run SPARQL; for small answers only)."""
+    job = QueryJob(
+        text,
+        result_format,
+        base_iri=state.settings.base_iri,
+        max_bytes=state.settings.max_result_bytes,
+    )
+    answer = await state.engine.query(job, state.settings.query_timeout)
+    return await answer.read()
+
+
 async def select_rows(state: State, text: str) -> list[dict[str, str]]:
     """A SELECT through the engine, as rows of plain strings (for descriptions and stats)."""
-    job = QueryJob(text, "json", base_iri=state.settings.base_iri)
-    answer = await state.engine.query(job, state.settings.query_timeout)
-    data = json.loads(await answer.read())
+    data = json.loads(await answer_of(state, text, "json"))
     return [{k: v["value"] for k, v in row.items()} for row in data["results"]["bindings"]]
 
 
@@ -141,6 +152,7 @@ __all__ = [
     "ProtocolError",
     "SearchHit",
     "State",
+    "answer_of",
     "dataset_stats",
     "search_hits",
     "select_rows",

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 
 import pyoxigraph as ox
 
-from escap_kg.jobs import QueryJob
 from escap_kg.pages.terms import (
     DCTERMS,
     EKG,
@@ -40,6 +39,7 @@ from escap_kg.pages.terms import (
     span,
     words,
 )
+from escap_kg.service import answer_of
 
 if TYPE_CHECKING:
     from escap_kg.service import State
@@ -100,18 +100,6 @@ ROLE_ORDER = ("joint-organiser", "organiser", "cooperation-partner", "associated
 # Talking to the engine --------------------------------------------------------------------------
 
 
-async def run(state: State, text: str, result_format: str) -> bytes:
-    """The whole answer of one query through the engine (small answers only)."""
-    job = QueryJob(
-        PREFIXES + text,
-        result_format,
-        base_iri=state.settings.base_iri,
-        max_bytes=state.settings.max_result_bytes,
-    )
-    answer = await state.engine.query(job, state.settings.query_timeout)
-    return await answer.read()
-
-
 def term_from_json(binding: dict[str, Any]) -> Term:
     """An RDF term from one binding of SPARQL JSON results."""
     kind, value = binding["type"], binding["value"]
@@ -128,7 +116,7 @@ def term_from_json(binding: dict[str, Any]) -> Term:
 
 async def select(state: State, text: str) -> list[dict[str, Term]]:
     """A SELECT through the engine, as rows of RDF terms."""
-    data = json.loads(await run(state, text, "json"))
+    data = json.loads(await answer_of(state, PREFIXES + text, "json"))
     return [
         {name: term_from_json(b) for name, b in row.items()} for row in data["results"]["bindings"]
     ]
@@ -136,7 +124,7 @@ async def select(state: State, text: str) -> list[dict[str, Term]]:
 
 async def construct(state: State, text: str) -> tuple[bytes, list[ox.Triple]]:
     """A CONSTRUCT through the engine: the N-Triples text and the triples."""
-    body = await run(state, text, "nt")
+    body = await answer_of(state, PREFIXES + text, "nt")
     triples = [q.triple for q in ox.parse(input=body, format=ox.RdfFormat.N_TRIPLES)]
     return body, triples
 
@@ -1084,7 +1072,6 @@ __all__ = [
     "describe_query",
     "graph_content_query",
     "graph_size_query",
-    "run",
     "select",
     "short_name",
 ]
