@@ -48,6 +48,7 @@ from escap_kg.service import (
     ProtocolError,
     SearchHit,
     State,
+    cached_description,
     dataset_stats,
     search_hits,
 )
@@ -684,11 +685,23 @@ async def _describe_service(request: Request, state: State) -> Response:
     if chosen == "text/html":
         return _query_ui(request, state)
     endpoint = str(request.url.replace(query="", fragment=""))
-    from escap_kg.void import service_description
 
-    stats = await dataset_stats(state)
-    graph = service_description(stats.graphs, state.settings, endpoint, request_base(request))
-    body = graph.serialize(format=DESCRIPTION_TYPES[chosen])
+    async def write() -> bytes:
+        # rdflib-endpoint builds the description; about 25-30 ms of rdflib work, so it runs off
+        # the event loop, once per version of the store, URL and media type.
+        from escap_kg.void import service_description
+
+        stats = await dataset_stats(state)
+
+        def build() -> bytes:
+            graph = service_description(
+                stats.graphs, state.settings, endpoint, request_base(request)
+            )
+            return graph.serialize(format=DESCRIPTION_TYPES[chosen], encoding="utf-8")
+
+        return await asyncio.to_thread(build)
+
+    body = await cached_description(state, "service", endpoint, chosen, write)
     return Response(body, media_type=chosen, headers={"Vary": "Accept"})
 
 
@@ -881,16 +894,25 @@ def _add_download_routes(app: FastAPI, state: State) -> None:
         chosen = negotiate(request.headers.get("accept"), offers)
         if chosen is None:
             raise ProtocolError(406, f"the description is available as {', '.join(offers)}")
-        from escap_kg.void import describe_dataset
+        base = request_base(request)
 
-        stats = await dataset_stats(state)
-        sizes = {}
-        for spec in EXPORT_FORMATS.values():
-            item = await _cached_download(state, spec)
-            if item is not None:
-                sizes[spec.name] = len(item.body)
-        graph = describe_dataset(stats, state.settings, request_base(request), sizes)
-        body = graph.serialize(format=DESCRIPTION_TYPES[chosen])
+        async def write() -> bytes:
+            from escap_kg.void import describe_dataset
+
+            stats = await dataset_stats(state)
+            sizes = {}
+            for spec in EXPORT_FORMATS.values():
+                item = await _cached_download(state, spec)
+                if item is not None:
+                    sizes[spec.name] = len(item.body)
+
+            def build() -> bytes:
+                graph = describe_dataset(stats, state.settings, base, sizes)
+                return graph.serialize(format=DESCRIPTION_TYPES[chosen], encoding="utf-8")
+
+            return await asyncio.to_thread(build)
+
+        body = await cached_description(state, "dataset", base, chosen, write)
         return Response(body, media_type=chosen, headers={"Vary": "Accept"})
 
 

@@ -72,6 +72,8 @@ class State:
     catalogue: list[Query]
     canonical_downloads: bool = False
     downloads: dict[tuple[str, int], Download] = field(default_factory=dict)
+    #: Written descriptions (service, dataset) by store version, URL and media type.
+    descriptions: dict[tuple[int, str, str], bytes] = field(default_factory=dict)
     sparql_handler: Callable[[Request], Awaitable[Response]] | None = None
     stats: dict[int, Any] = field(default_factory=dict)
 
@@ -79,6 +81,21 @@ class State:
     def generation(self) -> int:
         """The store's version, for caches of what is computed from it."""
         return self.engine.generation
+
+
+async def cached_description(
+    state: State, kind: str, url: str, media_type: str, write: Callable[[], Awaitable[bytes]]
+) -> bytes:
+    """A description (``kind``: service or dataset) as served at ``url`` in ``media_type``,
+    written by ``write`` once per version of the store and kept until the next version."""
+    key = (state.generation, f"{kind} {url}", media_type)
+    body = state.descriptions.get(key)
+    if body is None:
+        body = await write()
+        if any(k[0] != state.generation for k in state.descriptions):
+            state.descriptions = {}
+        state.descriptions[key] = body
+    return body
 
 
 async def answer_of(state: State, text: str, result_format: str) -> bytes:
@@ -153,6 +170,7 @@ __all__ = [
     "SearchHit",
     "State",
     "answer_of",
+    "cached_description",
     "dataset_stats",
     "search_hits",
     "select_rows",
