@@ -64,3 +64,16 @@ def test_descriptions_are_written_once_per_version(
     assert calls[-1] == "service", "a new version of the store is described anew"
     assert b"urn:x:new" in after.content
     assert b"urn:x:new" not in first.content
+
+
+def test_many_host_names_do_not_grow_the_cache(client: TestClient) -> None:
+    from escap_kg.service import MAX_DESCRIPTIONS
+
+    for index in range(MAX_DESCRIPTIONS * 3):
+        answer = client.get(
+            "/sparql", headers={"Accept": "text/turtle", "Host": f"host-{index}.example"}
+        )
+        assert answer.status_code == 200
+        assert f"host-{index}.example".encode() in answer.content
+    state = client.app.state.escap  # type: ignore[attr-defined]
+    assert len(state.descriptions) <= MAX_DESCRIPTIONS

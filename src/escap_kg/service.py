@@ -83,6 +83,10 @@ class State:
         return self.engine.generation
 
 
+#: Most written descriptions kept at once (a few per host name and media type the server has).
+MAX_DESCRIPTIONS = 32
+
+
 async def cached_description(
     state: State, kind: str, url: str, media_type: str, write: Callable[[], Awaitable[bytes]]
 ) -> bytes:
@@ -92,7 +96,10 @@ async def cached_description(
     body = state.descriptions.get(key)
     if body is None:
         body = await write()
-        if any(k[0] != state.generation for k in state.descriptions):
+        # The URL comes from the request's Host header: a client sending many could otherwise
+        # grow the cache without bound.
+        stale = any(k[0] != state.generation for k in state.descriptions)
+        if stale or len(state.descriptions) >= MAX_DESCRIPTIONS:
             state.descriptions = {}
         state.descriptions[key] = body
     return body
