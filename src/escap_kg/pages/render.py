@@ -32,6 +32,7 @@ ALIASES: dict[str, str] = {
 }
 NAV = (
     ("/", "Home"),
+    ("/id/", "Browse"),
     ("/id/scheme/themes", "Themes"),
     ("/ontology", "Ontology"),
     ("/queries", "Queries"),

@@ -8,12 +8,13 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import HTMLResponse, PlainTextResponse
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
 from fastapi.routing import APIRoute
 
 from escap_kg.citation import cite
-from escap_kg.iris import ONTOLOGY_IRI
+from escap_kg.iris import ONTOLOGY_IRI, RESOURCE_KINDS
 from escap_kg.pages import jsonld, svg
+from escap_kg.pages.browse import HOME_KINDS, PAGE_SIZE, Browse, parse_page
 from escap_kg.pages.catalogue import CataloguePages
 from escap_kg.pages.data import (
     Catalogue,
@@ -112,6 +113,21 @@ def add_page_routes(app: FastAPI, state: State) -> None:
         ),
         response_class=Response,
     )
+    add("/id/", pages.kinds, include_in_schema=False)
+    add(
+        "/id/{kind}/",
+        pages.kind_list,
+        tags=["linked data"],
+        summary="Every resource of one kind: a page, or the list in RDF",
+        description=(
+            "The list at the namespace of a kind of IRI (`/id/activity/`, `/id/organization/`...): "
+            "a page with every member, its counts and links, or by negotiation (or as "
+            "`/id/activity.ttl` and the other suffixes) the list's `rdfs:member` statements with "
+            "each member's types and names."
+        ),
+        response_class=Response,
+    )
+    add("/id/{name}", pages.kind_file, include_in_schema=False)
     add("/id/{rest:path}", pages.unknown, include_in_schema=False)
     add(
         "/graph/extra/{name}",
@@ -144,6 +160,7 @@ class Pages:
         self.state = state
         self.catalogue = Catalogue(state)
         self.paths = Paths(state.settings.base_iri)
+        self.browse = Browse(state, self.paths)
         self._ontology: dict[int, OntologyDoc] = {}
         self._lock = asyncio.Lock()
 
@@ -315,6 +332,58 @@ class Pages:
             formats=self.alternates(path),
         )
 
+    # Lists ----------------------------------------------------------------------------------
+
+    async def kinds(self, request: Request) -> Response:
+        """``/id/``: every kind of resource with how many the graph describes, each a link."""
+        del request
+        counts = await self.browse.counts()
+        kinds = [c for c in counts.values() if c.count]
+        page = render("browse.html", title="Browse the graph", kinds=kinds, active="/id/")
+        return HTMLResponse(page)
+
+    async def kind_list(self, request: Request, kind: str) -> Response:
+        """``/id/{kind}/``: the list of every resource of a kind, or the list in RDF."""
+        return await self._list(request, kind, None)
+
+    async def kind_file(self, request: Request, name: str) -> Response:
+        """``/id/activity`` (on to the list) and ``/id/activity.ttl`` (the list in a syntax)."""
+        if name in RESOURCE_KINDS:
+            return RedirectResponse(f"/id/{name}/", status_code=308)
+        stem, suffix = split_suffix(name)
+        if suffix is None:
+            return self.not_found(request, "This is not the form of an IRI we mint.")
+        return await self._list(request, stem, suffix)
+
+    async def _list(self, request: Request, kind: str, suffix: str | None) -> Response:
+        if kind not in RESOURCE_KINDS:
+            return self.not_found(request, "There is no such kind of resource.")
+        media = self.choose(request, suffix)
+        if media is None:
+            return self.not_acceptable()
+        path = f"/id/{kind}"
+        if media != HTML:
+            return self.rdf_response(await self.browse.rdf(kind), media, path, suffix is None)
+        counts = await self.browse.counts()
+        pages = max(-(-counts[kind].count // PAGE_SIZE), 1)
+        number = parse_page(request.query_params.get("page"), pages)
+        if number is None:
+            asked = request.query_params.get("page", "")[:20]
+            return self.not_found(
+                request, f"There is no page {asked!r} of this list: its pages are 1 to {pages}."
+            )
+        listing = await self.browse.listing(kind, number, await self.catalogue.vocabulary())
+        page = render(
+            "list.html",
+            title=listing.title,
+            description=f"{listing.title} in the escap-kg knowledge graph, with counts and links.",
+            listing=listing,
+            alternates=self.alternates(path),
+            formats=self.alternates(path),
+            active="/id/",
+        )
+        return self.html_response(page, path, suffix is None)
+
     # Graphs ---------------------------------------------------------------------------------
 
     async def graph(self, request: Request, name: str) -> Response:
@@ -451,6 +520,7 @@ class Pages:
         """``/``: what the dataset is, its size, a timeline, the partner network and the themes."""
         catalogue = self.catalogue
         counts = await catalogue.counts()
+        kinds = await self.browse.counts()
         activities = await catalogue.activities()
         roles = await catalogue.role_labels()
         themes = await catalogue.concept_tree(catalogue.themes_scheme)
@@ -467,6 +537,7 @@ class Pages:
             title="ESCAP and international migration, 2001-2003",
             description=HOME_DESCRIPTION,
             counts=counts,
+            cards=[kinds[kind] for kind in HOME_KINDS],
             activities=activities,
             timeline=svg.timeline(activities, "home-timeline", roles),
             network=svg.network(activities, "home-network", roles),
