@@ -197,7 +197,7 @@ def test_head_answers_like_get(client: TestClient) -> None:
         "/id/activity/-fifth-appc",
         "/id/activity/fifth-appc/more",
         "/id/activity/fifth-appc.exe",
-        "/id/activity",
+        "/id/unicorn",
         "/id/activity/x%3E%20%3Fp%20%3Fo%20%7D%20%23",
         "/id/activity/%3Chttp%3A%2F%2Fexample.org%2F%3E",
         "/graph/no-such-graph",

@@ -13,7 +13,7 @@ from fastapi.routing import APIRoute
 
 from escap_kg.citation import cite
 from escap_kg.iris import ONTOLOGY_IRI, RESOURCE_KINDS
-from escap_kg.pages import jsonld, svg
+from escap_kg.pages import charts, jsonld, svg
 from escap_kg.pages.browse import HOME_KINDS, PAGE_SIZE, Browse, parse_page
 from escap_kg.pages.catalogue import CataloguePages
 from escap_kg.pages.data import (
@@ -538,6 +538,8 @@ class Pages:
             description=HOME_DESCRIPTION,
             counts=counts,
             cards=[kinds[kind] for kind in HOME_KINDS],
+            themes_chart=await charts.themes_by_year(self.state, self.paths),
+            partners_chart=await charts.partners_by_year(self.state, self.paths),
             activities=activities,
             timeline=svg.timeline(activities, "home-timeline", roles),
             network=svg.network(activities, "home-network", roles),
