@@ -12,7 +12,7 @@ from markupsafe import Markup
 
 from escap_kg.iris import ONTOLOGY_IRI
 from escap_kg.pages.data import Node, construct, graph_content_query, select
-from escap_kg.pages.svg import FONT, clip, link, num, svg_open, text_width
+from escap_kg.pages.svg import FONT, link, num, svg_open, text_width
 from escap_kg.pages.terms import (
     DCTERMS,
     EKG,
@@ -381,19 +381,32 @@ def _flows(
     range_order = sorted(ranges, key=lambda r: (sum(position[r]) / len(position[r]), r))
     rank = {r: i for i, r in enumerate(range_order)}
 
-    col_w = 220.0
+    # Each domain box lists its properties, one row each, and their lines leave from its edge:
+    # a property's name sits inside a box, where no line can run through it.
+    names = [p.anchor for p in properties] + [r.text for r in ranges.values()]
+    col_w = max(220.0, max((text_width(n, FONT) for n in names), default=0.0) + 28)
     left_x, right_x = 20.0, width - 20 - col_w
     parts: list[str] = []
     boxes: list[str] = []
+    labels: list[str] = []
     ports: dict[tuple[str, str, str], tuple[float, float]] = {}
     y = top
     for name in domain_order:
         group = sorted(domains[name], key=lambda e: (rank[e[2].text], e[0].anchor))
-        h = PORT * len(group) + 12
-        ref = group[0][1]
-        boxes.append(_side_box(ref, left_x, y, col_w, h))
+        h = PORT * (len(group) + 1) + 8
+        boxes.append(_side_box(group[0][1], left_x, y, col_w, h, header=True))
         for i, (prop, _, rng) in enumerate(group):
-            ports[(prop.iri, name, rng.text)] = (left_x + col_w, y + 6 + PORT * i + PORT / 2)
+            port_y = y + PORT + 4 + PORT * i + PORT / 2
+            ports[(prop.iri, name, rng.text)] = (left_x + col_w, port_y)
+            labels.append(
+                link(
+                    f"#{prop.anchor}",
+                    f"<title>{escape(prop.anchor)}: {escape(name)} \u2192 "
+                    f"{escape(rng.text)}</title>"
+                    f'<text class="property-name" x="{num(left_x + 24)}" '
+                    f'y="{num(port_y + 4.5)}">{escape(prop.anchor)}</text>',
+                )
+            )
         y += h + BOX_GAP
     left_bottom = y
     y = top
@@ -411,35 +424,28 @@ def _flows(
             targets[(prop.iri, domain_name, name)] = (right_x, y + 6 + step * i + step / 2)
         y += h + BOX_GAP
     bottom = max(left_bottom, y)
-    labels: list[str] = []
     for key, (sx, sy) in ports.items():
         ex, ey = targets[key]
         prop = next(p for p in properties if p.iri == key[0])
-        mid = (sx + ex) / 2 + 40
+        mid = (sx + ex) / 2
         parts.append(
             f'<path class="ont-property" d="M{num(sx)},{num(sy)} C{num(mid)},{num(sy)} '
             f'{num(mid)},{num(ey)} {num(ex - 1)},{num(ey)}" marker-end="url(#{ident}-arrow)">'
             f"<title>{escape(prop.anchor)}: {escape(key[1])} \u2192 {escape(key[2])}</title>"
             "</path>"
         )
-        labels.append(
-            link(
-                f"#{prop.anchor}",
-                f'<text class="edge-label property-name" x="{num(sx + 8)}" y="{num(sy - 4)}">'
-                f"{escape(prop.anchor)}</text>",
-            )
-        )
     return [*parts, *boxes, *labels], bottom - top
 
 
-def _side_box(ref: Ref, x: float, y: float, w: float, h: float) -> str:
+def _side_box(ref: Ref, x: float, y: float, w: float, h: float, header: bool = False) -> str:
+    """A class's box: its name in the middle, or at the top (``header``) over its properties."""
     kind = "class-ours" if ref.ours else "class-external"
+    text_y = y + 17 if header else y + h / 2 + 5
     body = (
         f"<title>{escape(ref.iri or ref.text)}</title>"
         f'<rect class="node {kind}" x="{num(x)}" y="{num(y)}" width="{num(w)}" '
         f'height="{num(h)}" rx="4"/>'
-        f'<text class="node-text" x="{num(x + 12)}" y="{num(y + h / 2 + 5)}">'
-        f"{escape(clip(ref.text, 28))}</text>"
+        f'<text class="node-text" x="{num(x + 12)}" y="{num(text_y)}">{escape(ref.text)}</text>'
     )
     if not ref.iri:
         return f"<g>{body}</g>"

@@ -297,14 +297,17 @@ class Pages:
                 "page-timeline",
                 roles,
                 highlight=[iri],
-                title=f"{resource.label} among the activities of 2001-2003",
+                title=f"{resource.label} among the activities of {svg.year_span(activities)}",
             )
         else:
             # An organisation or a country: the activities it took part in.
             own = [a for a in activities if any(n.iri == iri for n, _ in a.agents)]
             if own:
                 timeline = svg.timeline(
-                    own, "page-timeline", roles, title=f"Activities of {resource.label}, 2001-2003"
+                    own,
+                    "page-timeline",
+                    roles,
+                    title=f"Activities of {resource.label}, {svg.year_span(own)}",
                 )
         if f"{SKOS}ConceptScheme" in types:
             tree = await catalogue.concept_tree(iri)
@@ -325,6 +328,7 @@ class Pages:
             picture=picture,
             hidden_edges=max(len(resource.edges) - svg.NEIGHBOURS, 0),
             timeline=timeline,
+            years=svg.year_span(activities),
             tree=tree,
             content=content,
             jsonld=jsonld_block(data),

@@ -1,30 +1,36 @@
-"""Small SVG pictures drawn on the server: neighbourhoods, timelines and the partner network."""
+"""Small SVG pictures drawn on the server: neighbourhoods, timelines and the partner network.
+
+Labels are laid out from measured text (:mod:`escap_kg.pages.measure`): they wrap onto as many
+lines as they need inside their boxes, sit where there is room, and carry their full text in a
+``<title>`` that shows on hover; nothing is cut.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import date, timedelta
 from html import escape
 
 from markupsafe import Markup
 
+from escap_kg.pages import measure
 from escap_kg.pages.data import Activity, Edge, Node
 from escap_kg.pages.terms import MONTHS, Period
 
 FONT = 13.0
 SMALL = 11.5
-TIMELINE_START = date(2001, 1, 1)
-TIMELINE_END = date(2004, 1, 1)  # exclusive
+#: Line heights of text in ``FONT`` and in ``SMALL`` pixels.
+LINE = 16.0
+SMALL_LINE = 14.0
 #: Neighbours drawn around a resource at most; the tables list them all.
 NEIGHBOURS = 20
 ROLE_CLASSES = ("joint-organiser", "organiser", "cooperation-partner", "associated")
 
 
-def text_width(text: str, size: float = FONT) -> float:
-    """About how wide ``text`` is in a sans-serif font of ``size`` pixels."""
-    wide = sum(1 for c in text if c.isupper() or c in "mw")
-    narrow = sum(1 for c in text if c in "iljtf.,:;' ")
-    return (len(text) + 0.25 * wide - 0.35 * narrow) * size * 0.62
+def text_width(text: str, size: float = FONT, bold: bool = False) -> float:
+    """How wide ``text`` is in the pictures' sans-serif font of ``size`` pixels."""
+    return measure.text_width(text, size, bold)
 
 
 def clip(text: str, limit: int) -> str:
@@ -32,18 +38,20 @@ def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "\u2026"
 
 
-def wrap(text: str, limit: int, lines: int = 2) -> list[str]:
-    """``text`` in at most ``lines`` lines of about ``limit`` characters, the last one clipped."""
-    out: list[str] = []
-    rest = text.split()
-    while rest and len(out) < lines:
-        line = rest.pop(0)
-        while rest and len(line) + 1 + len(rest[0]) <= limit:
-            line += " " + rest.pop(0)
-        out.append(line)
-    if rest:
-        out[-1] = clip(out[-1] + " " + " ".join(rest), limit)
-    return [clip(line, limit) for line in out]
+def wrap(text: str, width: float, size: float = FONT, bold: bool = False) -> list[str]:
+    """``text`` in lines no wider than ``width`` pixels (every word kept)."""
+    return measure.wrap(text, width, size, bold)
+
+
+def lines_markup(
+    lines: Sequence[str], x: float, y: float, css: str, step: float, anchor: str = "start"
+) -> str:
+    """One ``<text>`` per line, the first baseline at ``y``."""
+    return "".join(
+        f'<text class="{css}" x="{num(x)}" y="{num(y + step * k)}" text-anchor="{anchor}">'
+        f"{escape(line)}</text>"
+        for k, line in enumerate(lines)
+    )
 
 
 def num(x: float) -> str:
@@ -86,7 +94,9 @@ def link(href: str | None, body: str, external: bool = False) -> str:
 def neighbourhood(label: str, edges: Sequence[Edge], ident: str, limit: int = NEIGHBOURS) -> Markup:
     """The resource in the middle, what links to it on the left, what it links to on the right.
 
-    Each neighbour is a box that links to its page; each line carries the name of the link.
+    Each neighbour is a box that links to its page, with the name of the link above the
+    neighbour's name, both wrapped onto as many lines as they need; the lines carry no labels,
+    so no label can sit on a line.
     """
     ordered = sorted(edges, key=lambda e: (not e.outgoing, e.label, e.node.label))[:limit]
     right = [e for e in ordered if e.outgoing]
@@ -96,69 +106,68 @@ def neighbourhood(label: str, edges: Sequence[Edge], ident: str, limit: int = NE
         left.insert(0, right.pop())
     while len(left) > per_side and len(right) < per_side:
         right.append(left.pop(0))
-    rows = max(len(left), len(right), 1)
-    step = 38.0
-    width = 960.0
-    height = max(rows * step + 24, 120.0)
+    width, margin, box_w, gap = 960.0, 8.0, 250.0, 10.0
+    inner = box_w - 20
+
+    def measured(edge: Edge) -> tuple[list[str], list[str], float]:
+        relation = wrap(edge.label, inner, SMALL)
+        name = wrap(edge.node.label, inner, FONT)
+        return relation, name, 10 + SMALL_LINE * len(relation) + LINE * len(name) + 4
+
+    columns = {
+        side: [measured(e) for e in column] for side, column in (("right", right), ("left", left))
+    }
+    tall = max(
+        (sum(m[2] for m in column) + gap * max(len(column) - 1, 0) for column in columns.values()),
+        default=0.0,
+    )
+    centre_lines = wrap(label, 220, FONT + 1, bold=True)
+    cw = max(measure.widest(centre_lines, FONT + 1, bold=True) + 28, 150)
+    ch = 19.0 * len(centre_lines) + 18
+    height = max(tall + 2 * margin, ch + 2 * margin, 120.0)
     cx, cy = width / 2, height / 2
     parts = svg_open(width, height, f"Links of {label}", ident, "neighbourhood")
     parts.append(_markers(ident))
-
-    centre_lines = wrap(label, 24, 3)
-    cw = max(max(text_width(line, FONT + 1) for line in centre_lines) + 28, 150)
-    ch = 19.0 * len(centre_lines) + 18
-    box_w = 230.0
     boxes: list[str] = []
     for side, column in (("right", right), ("left", left)):
-        top = cy - step * len(column) / 2
-        for i, edge in enumerate(column):
-            y = top + step * i + step / 2
-            text = clip(edge.node.label, 28)
-            w = min(box_w, text_width(text) + 20)
-            if side == "right":
-                x1 = width - 8 - box_w
-                sx, ex = cx + cw / 2, x1
-                label_x, anchor = x1 - 8, "end"
-                room = label_x - (cx + cw / 2 + 10)
-            else:
-                x1 = 8 + box_w - w
-                sx, ex = cx - cw / 2, x1 + w
-                label_x, anchor = ex + 8, "start"
-                room = (cx - cw / 2 - 10) - label_x
+        sizes = columns[side]
+        used = sum(m[2] for m in sizes) + gap * max(len(sizes) - 1, 0)
+        top = cy - used / 2
+        for edge, (relation, name, h) in zip(column, sizes, strict=True):
+            y = top + h / 2
+            x1 = width - margin - box_w if side == "right" else margin
+            near = x1 if side == "right" else x1 + box_w
+            centre_side = cx + cw / 2 if side == "right" else cx - cw / 2
             sy = cy + max(min((y - cy) * 0.35, ch / 2 - 4), -(ch / 2 - 4))
-            start, end = ((sx, sy), (ex, y)) if edge.outgoing else ((ex, y), (sx, sy))
-            direction = "out" if edge.outgoing else "in"
-            mid = (sx + ex) / 2
+            ends = ((centre_side, sy), (near, y))
+            start, end = ends if edge.outgoing else ends[::-1]
+            mid = (centre_side + near) / 2
             parts.append(
-                f'<path class="edge edge-{direction}" d="M{num(start[0])},{num(start[1])} '
-                f"C{num(mid)},{num(start[1])} {num(mid)},{num(end[1])} "
-                f'{num(end[0])},{num(end[1])}" marker-end="url(#{ident}-arrow)"/>'
-            )
-            parts.append(
-                f'<text class="edge-label" x="{num(label_x)}" y="{num(y - 5)}" '
-                f'text-anchor="{anchor}"><title>{escape(edge.label)}</title>'
-                f"{escape(clip(edge.label, max(int(room / (SMALL * 0.62)), 8)))}</text>"
+                f'<path class="edge edge-{"out" if edge.outgoing else "in"}" '
+                f'd="M{num(start[0])},{num(start[1])} C{num(mid)},{num(start[1])} '
+                f'{num(mid)},{num(end[1])} {num(end[0])},{num(end[1])}" '
+                f'marker-end="url(#{ident}-arrow)"/>'
             )
             node = edge.node
+            text_y = top + 6 + SMALL
             body = (
-                f"<title>{escape(node.label)}</title>"
-                f'<rect class="node node-{escape(node.kind)}" x="{num(x1)}" y="{num(y - 13)}" '
-                f'width="{num(w)}" height="26" rx="6"/>'
-                f'<text class="node-text" x="{num(x1 + w / 2)}" y="{num(y + 4.5)}" '
-                f'text-anchor="middle">{escape(text)}</text>'
+                f"<title>{escape(edge.label)}: {escape(node.label)}</title>"
+                f'<rect class="node node-{escape(node.kind)}" x="{num(x1)}" y="{num(top)}" '
+                f'width="{num(box_w)}" height="{num(h)}" rx="6"/>'
+                + lines_markup(relation, x1 + 10, text_y, "edge-label", SMALL_LINE)
+                + lines_markup(
+                    name, x1 + 10, text_y + SMALL_LINE * len(relation) + 3, "node-text", LINE
+                )
             )
             boxes.append(link(node.href, body, external=node.kind == "external"))
+            top += h + gap
     parts.extend(boxes)
     parts.append(
-        f'<rect class="node node-centre" x="{num(cx - cw / 2)}" y="{num(cy - ch / 2)}" '
-        f'width="{num(cw)}" height="{num(ch)}" rx="8"/>'
+        f'<g><title>{escape(label)}</title><rect class="node node-centre" x="{num(cx - cw / 2)}" '
+        f'y="{num(cy - ch / 2)}" width="{num(cw)}" height="{num(ch)}" rx="8"/>'
+        + lines_markup(centre_lines, cx, cy - ch / 2 + 23, "centre-text", 19, "middle")
+        + "</g>"
     )
-    for k, line in enumerate(centre_lines):
-        ty = cy - ch / 2 + 9 + 19 * k + 14
-        parts.append(
-            f'<text class="centre-text" x="{num(cx)}" y="{num(ty)}" text-anchor="middle">'
-            f"{escape(line)}</text>"
-        )
     parts.append("</svg>")
     return Markup("".join(parts))  # noqa: S704 - every text above is escaped
 
@@ -166,19 +175,42 @@ def neighbourhood(label: str, edges: Sequence[Edge], ident: str, limit: int = NE
 # Timelines -----------------------------------------------------------------------------------
 
 
-def _x(day: date, left: float, span_width: float) -> float:
-    total = (TIMELINE_END - TIMELINE_START).days
-    return left + (day - TIMELINE_START).days / total * span_width
+def years_of(activities: Sequence[Activity]) -> tuple[int, int]:
+    """The first and last year the dated activities cover (this year's when none is dated)."""
+    dated = [a.when for a in activities if a.when is not None]
+    if not dated:
+        today = date.today().year
+        return today, today
+    return min(w.first.year for w in dated), max(w.last.year for w in dated)
 
 
-def _bar_range(when: Period, left: float, span_width: float) -> tuple[float, float]:
-    first = max(when.first, TIMELINE_START)
-    last = min(when.last + timedelta(days=1), TIMELINE_END)
-    x1, x2 = _x(first, left, span_width), _x(last, left, span_width)
-    if x2 - x1 < 4:
-        middle = (x1 + x2) / 2
-        x1, x2 = middle - 2, middle + 2
-    return x1, x2
+def year_span(activities: Sequence[Activity]) -> str:
+    """``2001-2003`` (with an en dash), or ``2002`` when the activities fall in one year."""
+    first, last = years_of(activities)
+    return str(first) if first == last else f"{first}\u2013{last}"
+
+
+@dataclass(frozen=True)
+class _Axis:
+    """Days onto x: from 1 January of the first year to 1 January after the last."""
+
+    start: date
+    end: date
+    left: float
+    width: float
+
+    def x(self, day: date) -> float:
+        total = (self.end - self.start).days
+        return self.left + (day - self.start).days / total * self.width
+
+    def bar(self, when: Period) -> tuple[float, float]:
+        first = max(when.first, self.start)
+        last = min(when.last + timedelta(days=1), self.end)
+        x1, x2 = self.x(first), self.x(last)
+        if x2 - x1 < 4:
+            middle = (x1 + x2) / 2
+            x1, x2 = middle - 2, middle + 2
+        return x1, x2
 
 
 def _agents_text(activity: Activity, role_labels: dict[str, str]) -> str:
@@ -197,36 +229,72 @@ def _agents_text(activity: Activity, role_labels: dict[str, str]) -> str:
     return "; ".join(parts)
 
 
+def _place(
+    texts: Sequence[tuple[str, float, bool]], x1: float, x2: float, left: float, right: float
+) -> tuple[float, str, list[list[str]]]:
+    """Where the texts over and under a bar go: after its start when they fit there on one
+    line each, else ending at its end, else moved left as far as they must to fit on one line,
+    else wrapped on the side with more room."""
+    after, before = right - x1, x2 - left
+    if all(text_width(t, size, bold) <= after for t, size, bold in texts):
+        return x1, "start", [[t] for t, _, _ in texts]
+    if all(text_width(t, size, bold) <= before for t, size, bold in texts):
+        return x2, "end", [[t] for t, _, _ in texts]
+    longest = max(text_width(t, size, bold) for t, size, bold in texts)
+    if longest <= right - left:
+        return min(x1, right - longest), "start", [[t] for t, _, _ in texts]
+    x, anchor, room = (x1, "start", after) if after >= before else (x2, "end", before)
+    return x, anchor, [wrap(t, room, size, bold) for t, size, bold in texts]
+
+
 def timeline(
     activities: Sequence[Activity],
     ident: str,
     role_labels: dict[str, str],
     highlight: Iterable[str] = (),
-    title: str = "Activities in time, 2001-2003",
+    title: str = "",
 ) -> Markup:
-    """Activities as bars on a 2001-2003 axis; a bar covers the year, month or days it is known."""
+    """Activities as bars on a time axis from the first to the last year any is dated in; a bar
+    covers the year, month or days it is known to. Names and notes wrap where they must."""
     marked = set(highlight)
     width, left, right = 960.0, 16.0, 16.0
-    span_width = width - left - right
-    top, row_height = 44.0, 58.0
+    first_year, last_year = years_of(activities)
+    axis = _Axis(date(first_year, 1, 1), date(last_year + 1, 1, 1), left, width - left - right)
+    top = 44.0
     dated = [a for a in activities if a.when is not None]
-    height = top + row_height * max(len(dated), 1) + 44
-    parts = svg_open(width, height, title, ident, "timeline")
-
-    for year in range(TIMELINE_START.year, TIMELINE_END.year + 1):
-        x = _x(date(year, 1, 1), left, span_width)
+    rows: list[tuple[Activity, float, float, float, float, str, list[list[str]]]] = []
+    y = top
+    for activity in dated:
+        assert activity.when is not None  # noqa: S101 - filtered above
+        x1, x2 = axis.bar(activity.when)
+        sub = activity.date_text
+        agents = _agents_text(activity, role_labels)
+        if agents:
+            sub = f"{sub} \u00b7 {agents}"
+        tx, anchor, texts = _place(
+            [(activity.short, FONT, True), (sub, SMALL, False)], x1, x2, left, width - right
+        )
+        h = 10 + LINE * len(texts[0]) + 18 + SMALL_LINE * len(texts[1]) + 6
+        rows.append((activity, y, x1, x2, tx, anchor, texts))
+        y += h
+    height = y + 44 if dated else top + 100
+    parts = svg_open(
+        width, height, title or f"Activities in time, {year_span(activities)}", ident, "timeline"
+    )
+    for year in range(first_year, last_year + 2):
+        x = axis.x(date(year, 1, 1))
         parts.append(
             f'<line class="grid-year" x1="{num(x)}" y1="{num(top - 16)}" x2="{num(x)}" '
             f'y2="{num(height - 40)}"/>'
         )
-        if year < TIMELINE_END.year:
-            mid = _x(date(year, 7, 1), left, span_width)
+        if year <= last_year:
+            mid = axis.x(date(year, 7, 1))
             parts.append(
                 f'<text class="year-label" x="{num(mid)}" y="{num(top - 22)}" '
                 f'text-anchor="middle">{year}</text>'
             )
             for month in range(2, 13):
-                mx = _x(date(year, month, 1), left, span_width)
+                mx = axis.x(date(year, month, 1))
                 parts.append(
                     f'<line class="grid-month" x1="{num(mx)}" y1="{num(top - 12)}" '
                     f'x2="{num(mx)}" y2="{num(top - 6)}">'
@@ -241,34 +309,16 @@ def timeline(
             f'<text class="note" x="{num(width / 2)}" y="{num(top + 30)}" text-anchor="middle">'
             "No dated activities.</text>"
         )
-    for i, activity in enumerate(dated):
+    for activity, y, x1, x2, tx, anchor, (name, note) in rows:
         assert activity.when is not None  # noqa: S101 - filtered above
-        y = top + row_height * i
-        x1, x2 = _bar_range(activity.when, left, span_width)
         state = " marked" if activity.iri in marked else ""
-        bar = (
-            f'<rect class="bar bar-{escape(activity.when.precision)}{state}" x="{num(x1)}" '
-            f'y="{num(y + 20)}" width="{num(x2 - x1)}" height="12" rx="3"/>'
-        )
-        name = clip(activity.short, 70)
-        label_width = text_width(name, FONT)
-        sub = activity.date_text
-        agents = _agents_text(activity, role_labels)
-        if agents:
-            sub = f"{sub} \u00b7 {agents}"
-        sub = clip(sub, 110)
-        needed = max(label_width, text_width(sub, SMALL))
-        if x1 + needed <= width - right:
-            tx, anchor = x1, "start"
-        else:
-            tx, anchor = min(x2, width - right), "end"
+        bar_y = y + 10 + LINE * len(name) - 4
         body = (
             f"<title>{escape(activity.label)} ({escape(activity.date_text)})</title>"
-            + bar
-            + f'<text class="bar-label{state}" x="{num(tx)}" y="{num(y + 14)}" '
-            f'text-anchor="{anchor}">{escape(name)}</text>'
-            + f'<text class="bar-note" x="{num(tx)}" y="{num(y + 47)}" text-anchor="{anchor}">'
-            f"{escape(sub)}</text>"
+            f'<rect class="bar bar-{escape(activity.when.precision)}{state}" x="{num(x1)}" '
+            f'y="{num(bar_y)}" width="{num(x2 - x1)}" height="12" rx="3"/>'
+            + lines_markup(name, tx, y + 10 + FONT - 4, f"bar-label{state}", LINE, anchor)
+            + lines_markup(note, tx, bar_y + 12 + 4 + SMALL, "bar-note", SMALL_LINE, anchor)
         )
         parts.append(link(activity.href, body))
     legend_y = height - 16
@@ -303,7 +353,15 @@ def network(activities: Sequence[Activity], ident: str, role_labels: dict[str, s
     )
     width = 960.0
     left_w, right_w = 380.0, 250.0
-    row = 70.0
+    names = {a.iri: wrap(a.short, left_w - 24, FONT) for a in activities}
+    notes = {a.iri: wrap(f"{a.date_text} \u00b7 {a.type}", left_w - 24, SMALL) for a in activities}
+    agent_names = {n.iri: wrap(n.label, right_w - 28, FONT) for n in agent_list}
+    box_h = {
+        a.iri: LINE * len(names[a.iri]) + SMALL_LINE * len(notes[a.iri]) + 14 for a in activities
+    }
+    pill_h = {n.iri: max(LINE * len(agent_names[n.iri]) + 12, 32.0) for n in agent_list}
+    tallest = max([*box_h.values(), *pill_h.values(), 0.0])
+    row = max(70.0, tallest + 14)
     rows = max(len(activities), len(agent_list), 1)
     top = 20.0
     legend_h = 40.0
@@ -334,31 +392,38 @@ def network(activities: Sequence[Activity], ident: str, role_labels: dict[str, s
             )
     for activity in activities:
         y = a_pos[activity.iri]
-        lines = wrap(activity.short, 52, 2)
-        h = 16.0 * len(lines) + 22
-        body = [
-            f"<title>{escape(activity.label)}</title>",
+        h = box_h[activity.iri]
+        lines = names[activity.iri]
+        body = (
+            f"<title>{escape(activity.label)}</title>"
             f'<rect class="node node-activity" x="16" y="{num(y - h / 2)}" width="{num(left_w)}" '
-            f'height="{num(h)}" rx="6"/>',
-        ]
-        for k, line in enumerate(lines):
-            body.append(
-                f'<text class="node-text" x="28" y="{num(y - h / 2 + 18 + 16 * k)}">'
-                f"{escape(line)}</text>"
+            f'height="{num(h)}" rx="6"/>'
+            + lines_markup(lines, 28, y - h / 2 + 6 + FONT - 1, "node-text", LINE)
+            + lines_markup(
+                notes[activity.iri],
+                28,
+                y - h / 2 + 6 + LINE * len(lines) + SMALL - 1,
+                "node-note",
+                SMALL_LINE,
             )
-        body.append(
-            f'<text class="node-note" x="28" y="{num(y + h / 2 - 7)}">'
-            f"{escape(activity.date_text)} \u00b7 {escape(activity.type)}</text>"
         )
-        parts.append(link(activity.href, "".join(body)))
+        parts.append(link(activity.href, body))
     for node in agent_list:
         y = g_pos[node.iri]
+        h = pill_h[node.iri]
+        lines = agent_names[node.iri]
         agent_body = (
             f"<title>{escape(node.label)}</title>"
-            f'<rect class="node node-{escape(node.kind)}" x="{num(gx1)}" y="{num(y - 16)}" '
-            f'width="{num(right_w)}" height="32" rx="16"/>'
-            f'<text class="node-text" x="{num(gx1 + right_w / 2)}" y="{num(y + 5)}" '
-            f'text-anchor="middle">{escape(clip(node.label, 32))}</text>'
+            f'<rect class="node node-{escape(node.kind)}" x="{num(gx1)}" y="{num(y - h / 2)}" '
+            f'width="{num(right_w)}" height="{num(h)}" rx="16"/>'
+            + lines_markup(
+                lines,
+                gx1 + right_w / 2,
+                y - LINE * len(lines) / 2 + FONT - 1.5,
+                "node-text",
+                LINE,
+                "middle",
+            )
         )
         parts.append(link(node.href, agent_body))
     x = 16.0
