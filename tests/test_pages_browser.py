@@ -160,3 +160,79 @@ def test_a_node_of_the_picture_leads_to_its_page(driver: Any, site: str) -> None
     node.click()
     WebDriverWait(driver, 30).until(lambda d: d.current_url.endswith("/id/organization/unfpa"))
     assert driver.find_element(By.TAG_NAME, "h1").text == "UNFPA"
+
+
+# Layout: no label runs out of its box, onto another label, or under a line -------------------
+
+#: For every SVG picture of the page, what is wrong with its labels, as Chromium lays them out:
+#: a text outside the picture, outside the box (node or cell) it is drawn in, overlapping another
+#: text, or crossed by one of the picture's lines (the grid of a timeline aside).
+LAYOUT_PROBLEMS = """
+const problems = [];
+const inside = (b, r, tol) => b.x >= r.x - tol && b.y >= r.y - tol &&
+  b.x + b.width <= r.x + r.width + tol && b.y + b.height <= r.y + r.height + tol;
+for (const svg of document.querySelectorAll('svg.picture')) {
+  const name = svg.getAttribute('class');
+  const view = svg.viewBox.baseVal;
+  const texts = [...svg.querySelectorAll('text')].filter(t => t.textContent.trim());
+  const boxes = texts.map(t => t.getBBox());
+  texts.forEach((t, i) => {
+    const b = boxes[i];
+    const said = `${name}: "${t.textContent}"`;
+    if (!inside(b, view, 0.5)) problems.push(`${said} runs out of the picture`);
+    const holder = t.parentElement === svg ? null : t.parentElement;
+    const own = holder && [...holder.children].find(c => c.tagName === 'rect' &&
+      /\\b(node|cell)\\b/.test(c.getAttribute('class') || ''));
+    if (own && !inside(b, own.getBBox(), 0.5)) problems.push(`${said} runs out of its box`);
+    for (let j = i + 1; j < texts.length; j++) {
+      const o = boxes[j];
+      const w = Math.min(b.x + b.width, o.x + o.width) - Math.max(b.x, o.x);
+      const h = Math.min(b.y + b.height, o.y + o.height) - Math.max(b.y, o.y);
+      if (w > 1 && h > 1) problems.push(`${said} overlaps "${texts[j].textContent}"`);
+    }
+  });
+  const lines = [...svg.querySelectorAll('path, line')].filter(l =>
+    !l.closest('defs') && !/grid|axis/.test(l.getAttribute('class') || ''));
+  for (const line of lines) {
+    const length = line.getTotalLength();
+    for (let d = 0; d <= length; d += 1.5) {
+      const p = line.getPointAtLength(d);
+      const hit = boxes.findIndex(b => p.x > b.x + 1 && p.x < b.x + b.width - 1 &&
+        p.y > b.y + 1 && p.y < b.y + b.height - 1);
+      if (hit >= 0) {
+        const what = line.getAttribute('class');
+        problems.push(`${name}: a ${what} line crosses "${texts[hit].textContent}"`);
+        break;
+      }
+    }
+  }
+}
+for (const card of document.querySelectorAll('.counts li, .counts a')) {
+  if (card.scrollWidth > card.clientWidth) {
+    problems.push(`count card "${card.textContent.trim()}" overflows`);
+  }
+}
+return problems;
+"""
+
+
+@pytest.mark.parametrize("width", [1400, 420])
+@pytest.mark.parametrize(
+    ("path", "name"),
+    [("/", "home"), ("/id/activity/fifth-appc", "activity"), ("/ontology", "ontology")],
+)
+def test_no_label_is_cut_or_crossed(
+    driver: Any, site: str, path: str, name: str, width: int
+) -> None:
+    driver.set_window_size(width, 1000)
+    driver.get(f"{site}{path}")
+    driver.execute_script("return document.fonts.ready")
+    pictures = driver.execute_script("return document.querySelectorAll('svg.picture').length")
+    assert pictures > 0
+    problems = driver.execute_script(LAYOUT_PROBLEMS)
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    driver.set_window_size(width, min(int(height) + 140, 12000))
+    time.sleep(0.3)
+    ARTIFACTS.mkdir(exist_ok=True)
+    driver.save_screenshot(str(ARTIFACTS / f"layout-{name}-{width}.png"))
+    assert not problems, "\n".join(problems)
