@@ -140,3 +140,26 @@ def test_adding_an_activity_changes_the_charts(
     partner = cells(chart(page, "partners"))["UNFPA, 2004"].find(f"{SVG}title")
     assert partner is not None
     assert "partner in cooperation of Workshop on remittances" in (partner.text or "")
+
+
+def test_the_timeline_spans_the_years_of_the_data(
+    home: str, grown: tuple[KnowledgeGraph, str]
+) -> None:
+    def timeline_years(html: str) -> list[int]:
+        found = re.search(r'<svg [^>]*class="picture timeline".*?</svg>', html, re.DOTALL)
+        assert found, "no timeline"
+        return years(ET.fromstring(found.group(0)))  # noqa: S314 - our own page
+
+    kg, page = grown
+    assert timeline_years(home)[-1] == 2003
+    assert timeline_years(page) == list(range(activity_years(kg)[0], 2005))
+
+
+@pytest.mark.parametrize("width", [60.0, 120.0, 300.0])
+def test_wrapped_lines_fit_and_keep_every_word(width: float) -> None:
+    from escap_kg.pages.measure import text_width, wrap
+
+    text = "Adequate, reliable and timely migration data are lacking: Supercalifragilistic"
+    lines = wrap(text, width, 13)
+    assert all(text_width(line, 13) <= width for line in lines), lines
+    assert "".join("".join(lines).split()) == "".join(text.split())
