@@ -27,6 +27,7 @@ from typer.testing import CliRunner
 
 from escap_kg.cli import app
 from escap_kg.queries import Query, load_catalogue
+from escap_kg.remote import credentials
 from escap_kg.settings import Settings
 from escap_kg.store import KnowledgeGraph
 from tests.conftest import LiveServer, ServerProcess, free_port
@@ -161,6 +162,34 @@ def json_rows(query: Query, body: str) -> list[list[str]]:
             row.append(value)
         rows.append(row)
     return rows
+
+
+# Credentials, without a server ------------------------------------------------------------------
+
+
+def test_credentials_by_scheme() -> None:
+    assert isinstance(credentials("dba:secret:with:colons", "digest"), httpx.DigestAuth)
+    basic = credentials("dba:", "basic")
+    assert isinstance(basic, httpx.BasicAuth)
+    with pytest.raises(ValueError, match="USER:PASSWORD"):
+        credentials("dba", "basic")
+    with pytest.raises(ValueError, match="unknown authentication scheme 'ntlm'"):
+        credentials("dba:dba", "ntlm")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--auth", "ntlm", "--user", DBA], "--auth 'ntlm': use basic or digest"),
+        (["--auth", "digest"], "--auth digest needs --user USER:PASSWORD"),
+        (["--user", "dba"], "credentials are given as USER:PASSWORD"),
+    ],
+)
+def test_bad_auth_options_are_one_line_errors(args: list[str], message: str) -> None:
+    result = runner.invoke(app, ["publish", "--endpoint", "http://127.0.0.1:9/store", *args])
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.output
 
 
 # Publishing with Digest authentication -----------------------------------------------------------
