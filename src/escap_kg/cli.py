@@ -147,6 +147,35 @@ DataOption = Annotated[
     ),
 ]
 
+AuthOption = Annotated[
+    str,
+    typer.Option(
+        "--auth",
+        metavar="SCHEME",
+        help="How --user is sent: basic (the default: one request, taken by most stores; use it "
+        "over https only) or digest (a challenge and a hashed answer; Virtuoso's "
+        "/sparql-graph-crud-auth and /sparql-auth take nothing else). A 401 names the scheme "
+        "the store asks for.",
+    ),
+]
+
+
+def _http_auth(user: str | None, scheme: str, variable: str) -> Any:
+    """``USER:PASSWORD`` (from the option or the environment variable) as ``httpx.Auth``."""
+    from escap_kg.remote import AUTH_SCHEMES, credentials
+
+    if scheme not in AUTH_SCHEMES:
+        _fail(f"--auth {scheme!r}: use {' or '.join(AUTH_SCHEMES)}")
+    value = user or os.environ.get(variable)
+    if not value:
+        if scheme != "basic":
+            _fail(f"--auth {scheme} needs --user USER:PASSWORD (or {variable})")
+        return None
+    try:
+        return credentials(value, scheme)
+    except ValueError as err:
+        _fail(f"--user (or {variable}): {err}")
+
 
 @app.command(cls=_Command)
 def query(
@@ -192,6 +221,14 @@ def query(
             "default), e.g. https://query.wikidata.org/sparql.",
         ),
     ] = None,
+    user: Annotated[
+        str | None,
+        typer.Option(
+            help="USER:PASSWORD for the --endpoint (or the ESCAP_KG_ENDPOINT_USER variable).",
+            show_default=False,
+        ),
+    ] = None,
+    auth: AuthOption = "basic",
 ) -> None:
     """Run a catalogue query, a query file or SPARQL text over the graph."""
     settings = _settings(data)
@@ -214,8 +251,11 @@ def query(
         if endpoint is not None:
             if data:
                 _fail("--data loads files locally; it does not go with --endpoint")
-            _remote_query(endpoint, text, bindings, fmt, prefixes(settings.base_iri))
+            http_auth = _http_auth(user, auth, "ESCAP_KG_ENDPOINT_USER")
+            _remote_query(endpoint, text, bindings, fmt, prefixes(settings.base_iri), http_auth)
             return
+        if user is not None:
+            _fail("--user goes with --endpoint")
         _check_services(text, tuple(allow_service or ()))
         kg = KnowledgeGraph.load(settings)
         entailment.refresh(kg.store, entailment.entailed_graph(settings.base_iri))  # as served
@@ -259,6 +299,7 @@ def _remote_query(
     bindings: dict[str, ox.NamedNode | ox.Literal],
     fmt: str,
     names: dict[str, str],
+    auth: Any = None,
 ) -> None:
     from escap_kg.remote import remote_query
     from escap_kg.sparql import scan
@@ -272,7 +313,7 @@ def _remote_query(
     }[fmt]
     if graph_form and fmt in ("csv", "tsv"):
         accept = "application/n-triples"
-    _, body = remote_query(endpoint, text, accept=accept, bindings=bindings)
+    _, body = remote_query(endpoint, text, accept=accept, bindings=bindings, auth=auth)
     if fmt != "table" or graph_form:
         if fmt == "json" and not body.endswith(b"\n"):
             body += b"\n"
@@ -637,11 +678,11 @@ def publish(
     user: Annotated[
         str | None,
         typer.Option(
-            help="USER:PASSWORD for HTTP Basic authentication "
-            "(or the ESCAP_KG_PUBLISH_USER variable).",
+            help="USER:PASSWORD for the store (or the ESCAP_KG_PUBLISH_USER variable).",
             show_default=False,
         ),
     ] = None,
+    auth: AuthOption = "basic",
     data: DataOption = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for each request.")] = 60.0,
 ) -> None:
@@ -652,17 +693,11 @@ def publish(
     """
     from escap_kg.remote import publish as publish_graph
 
-    credentials = user or os.environ.get("ESCAP_KG_PUBLISH_USER")
-    auth = None
-    if credentials:
-        name, sep, password = credentials.partition(":")
-        if not sep:
-            _fail("--user takes USER:PASSWORD")
-        auth = (name, password)
+    http_auth = _http_auth(user, auth, "ESCAP_KG_PUBLISH_USER")
     settings = _settings(data)
     with _errors():
         kg = KnowledgeGraph.load(settings)
-        report = publish_graph(kg, endpoint, graph=graph, auth=auth, timeout=timeout)
+        report = publish_graph(kg, endpoint, graph=graph, auth=http_auth, timeout=timeout)
     table = Table("named graph", "triples", box=None)
     for name, count in report.graphs.items():
         table.add_row(name, f"{count:,}")
@@ -731,6 +766,14 @@ def serve(
         bool,
         typer.Option(help="The upstream store's default graph is already the union of its graphs."),
     ] = True,
+    upstream_auth: Annotated[
+        str,
+        typer.Option(
+            metavar="SCHEME",
+            help="basic or digest: how the ESCAP_KG_UPSTREAM_USER variable (USER:PASSWORD) is "
+            "sent to the --upstream store (see `publish --auth`).",
+        ),
+    ] = "basic",
     allow_service: Annotated[
         list[str] | None,
         typer.Option(
@@ -773,7 +816,11 @@ def serve(
         from escap_kg.remote import RemoteEngine
 
         with _errors():
-            remote = RemoteEngine(upstream, union_default_graph=upstream_union)
+            remote = RemoteEngine(
+                upstream,
+                union_default_graph=upstream_union,
+                auth=_http_auth(None, upstream_auth, "ESCAP_KG_UPSTREAM_USER"),
+            )
         from escap_kg.server import create_app
 
         _run_server(

@@ -24,6 +24,11 @@ Term: TypeAlias = ox.NamedNode | ox.Literal
 #: (``httpx.DigestAuth`` for Virtuoso's ``-auth`` endpoints, a SigV4 signer for Neptune IAM).
 Auth: TypeAlias = tuple[str, str] | httpx.Auth | None
 
+#: The HTTP authentication schemes of :func:`credentials`: Basic sends the password with every
+#: request; Digest answers the store's challenge with a hash of it (Virtuoso's ``-auth``
+#: endpoints accept nothing else).
+AUTH_SCHEMES = ("basic", "digest")
+
 #: Statuses that mean a Graph Store Protocol PUT was applied.
 PUT_OK = frozenset({200, 201, 204})
 N_TRIPLES = "application/n-triples"
@@ -166,10 +171,45 @@ def _check_url(url: str) -> httpx.URL:
     return parsed
 
 
+def credentials(user: str, scheme: str = "basic") -> httpx.Auth:
+    """``USER:PASSWORD`` as HTTP authentication by ``scheme`` (``basic`` or ``digest``).
+
+    Raise ValueError, saying what is wrong, for a value without a colon or an unknown scheme.
+    """
+    name, colon, password = user.partition(":")
+    if not colon or not name:
+        raise ValueError("credentials are given as USER:PASSWORD")
+    if scheme == "basic":
+        return httpx.BasicAuth(name, password)
+    if scheme == "digest":
+        return httpx.DigestAuth(name, password)
+    raise ValueError(f"unknown authentication scheme {scheme!r}; use {' or '.join(AUTH_SCHEMES)}")
+
+
 def _auth(auth: Auth) -> httpx.Auth | None:
     if isinstance(auth, tuple):
         return httpx.BasicAuth(*auth)
     return auth
+
+
+def _challenge_hint(response: httpx.Response, auth: httpx.Auth | None) -> str:
+    """For a 401, what the store asks for when it is not what was sent."""
+    if response.status_code != 401:
+        return ""
+    asked = response.headers.get("www-authenticate", "").split(" ", 1)[0].lower()
+    sent = (
+        "basic"
+        if isinstance(auth, httpx.BasicAuth)
+        else "digest"
+        if isinstance(auth, httpx.DigestAuth)
+        else ""
+    )
+    if asked in AUTH_SCHEMES and asked != sent:
+        return f" (the store asks for {asked.capitalize()} authentication, not {sent or 'none'})"
+    if not asked and sent == "basic":
+        # Virtuoso answers Basic credentials on its -auth endpoints with a bare 401.
+        return " (the store refused Basic authentication: is it one that takes Digest only?)"
+    return ""
 
 
 def _excerpt(body: bytes | str) -> str:
@@ -282,7 +322,8 @@ def publish(
             if name or count
         ]
     written: dict[str, int] = {}
-    with httpx.Client(auth=_auth(auth), timeout=timeout) as client:
+    http_auth = _auth(auth)
+    with httpx.Client(auth=http_auth, timeout=timeout) as client:
         for name, triples in uploads:
             url = _graph_url(store, name)
             body = _NTriplesBody(triples())
@@ -308,7 +349,9 @@ def publish(
             if response.status_code not in PUT_OK:
                 raise RemoteError(
                     f"PUT {url} answered {response.status_code} {response.reason_phrase}: "
-                    f"{_excerpt(response.content) or '(no message)'}" + _progress(written, uploads),
+                    f"{_excerpt(response.content) or '(no message)'}"
+                    + _challenge_hint(response, http_auth)
+                    + _progress(written, uploads),
                     response.status_code,
                 )
             written[name] = len(body.triples)
@@ -350,8 +393,9 @@ def remote_query(
     except ValueError as err:
         raise RemoteError(str(err)) from None
     body = add_values(text, bindings or {})
+    http_auth = _auth(auth)
     try:
-        with httpx.Client(auth=_auth(auth), timeout=timeout) as client:
+        with httpx.Client(auth=http_auth, timeout=timeout) as client:
             response = client.post(
                 url, data=_form(body, default_graphs, named_graphs), headers={"Accept": accept}
             )
@@ -364,7 +408,8 @@ def remote_query(
     if not response.is_success:
         raise RemoteError(
             f"{url} answered {response.status_code} {response.reason_phrase}: "
-            f"{_excerpt(response.content) or '(no message)'}",
+            f"{_excerpt(response.content) or '(no message)'}"
+            + _challenge_hint(response, http_auth),
             response.status_code,
         )
     return response.headers.get("content-type", ""), response.content
@@ -623,7 +668,8 @@ class RemoteEngine:
         return EngineError(
             502,
             f"the upstream store at {self.endpoint} answered {response.status_code} "
-            f"{response.reason_phrase}: {_excerpt(detail) or '(no message)'}",
+            f"{response.reason_phrase}: {_excerpt(detail) or '(no message)'}"
+            + _challenge_hint(response, self._auth),
         )
 
     @staticmethod
@@ -649,12 +695,14 @@ def _malformed(detail: str, shift: int) -> str:
 
 
 __all__ = [
+    "AUTH_SCHEMES",
     "Auth",
     "PublishReport",
     "RemoteEngine",
     "RemoteError",
     "Term",
     "add_values",
+    "credentials",
     "publish",
     "remote_query",
     "sparql_term",
