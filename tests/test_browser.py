@@ -91,7 +91,7 @@ def test_query_ui_runs_an_example(driver: Any, live_server: LiveServer) -> None:
     titles = [el.get_attribute("title") for el in driver.find_elements(By.CSS_SELECTOR, TAB_LINKS)]
     assert titles[0].startswith("Which activities did ESCAP undertake, in time order, of what")
     assert titles[16] == (
-        "What does Wikidata call the organisations and countries that ESCAP worked with?"
+        "What does Wikidata call the organizations and countries that ESCAP worked with?"
     )
     assert [nav.text for nav in driver.find_elements(By.CSS_SELECTOR, "nav.site-nav a")] == [
         "Home",

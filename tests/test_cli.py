@@ -199,7 +199,7 @@ def test_stats() -> None:
     assert "data/source/paragraph-2.ttl" in result.stdout
     assert "ekg:Finding" in result.stdout
     assert "triples in" not in result.stdout
-    assert re.fullmatch(r"[\d,]+ triples in 15 files\n", result.stderr)
+    assert re.fullmatch(r"[\d,]+ triples in 20 files\n", result.stderr)
 
 
 def test_format_check_passes_on_the_repository() -> None:

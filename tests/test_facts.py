@@ -1,6 +1,10 @@
-"""Every fact of the source is in the graph, stated in the named graph of its paragraph."""
+"""Every fact of the source is in the graph, stated in the named graph of its paragraph; every
+fact from another public source in the graph of that source; nothing more than the sources say."""
 
 from __future__ import annotations
+
+import re
+from pathlib import Path
 
 import pyoxigraph as ox
 import pytest
@@ -28,6 +32,12 @@ PREFIX plan: <https://w3id.org/escap-kg/id/plan/>
 PREFIX recommendation: <https://w3id.org/escap-kg/id/recommendation/>
 PREFIX role: <https://w3id.org/escap-kg/id/role/>
 PREFIX theme: <https://w3id.org/escap-kg/id/theme/>
+PREFIX place: <https://w3id.org/escap-kg/id/place/>
+PREFIX alignment: <https://w3id.org/escap-kg/id/alignment/>
+PREFIX confidence: <https://w3id.org/escap-kg/id/confidence/>
+PREFIX unbis: <http://metadata.un.org/thesaurus/>
+PREFIX dcat: <http://www.w3.org/ns/dcat#>
+PREFIX rdf: <http://www.w3.org/1999/02/22-rdf-syntax-ns#>
 """
 
 EGM_2001 = "activity:egm-2001-migration-and-development"
@@ -38,18 +48,34 @@ PAGE = "<http://www.unescap.org/esid/psis/population/programme/meetings>"
 PLAN = "plan:fifth-appc-plan-of-action"
 SOURCE = "<https://w3id.org/escap-kg/id/source/escap-migration-activities>"
 
-# (what the fact says, the paragraph that states it or "context"/a link graph, the triple patterns)
+# (what the fact says, the paragraph that states it or the graph of the outside source or link
+# dataset that does, the triple patterns)
 FACTS: list[tuple[str, str, str]] = [
     (
-        "ESCAP is a UN commission",
+        "ESCAP is an organization, of the United Nations by its name",
         "paragraph-1",
-        "organization:escap a org:FormalOrganization ; "
-        "org:transitiveSubOrganizationOf organization:united-nations ; skos:altLabel 'ESCAP'@en .",
+        "organization:escap a org:FormalOrganization, schema:Organization ; "
+        "skos:altLabel 'ESCAP'@en . organization:united-nations a org:FormalOrganization .",
     ),
     (
         "ESCAP is also called UNESCAP",
         "paragraph-5",
         "organization:escap skos:altLabel 'UNESCAP'@en .",
+    ),
+    (
+        "ESCAP undertook the Fifth APPC, as paragraph 2 says too",
+        "paragraph-2",
+        f"{APPC} prov:wasAssociatedWith organization:escap .",
+    ),
+    (
+        "ESCAP undertook the seminar, as paragraph 4 says too",
+        "paragraph-4",
+        f"{SEMINAR} prov:wasAssociatedWith organization:escap .",
+    ),
+    (
+        "ESCAP undertook the 2003 meeting, as paragraph 5 says too",
+        "paragraph-5",
+        f"{EGM_2003} prov:wasAssociatedWith organization:escap .",
     ),
     (
         "ESCAP undertook all four activities",
@@ -61,7 +87,7 @@ FACTS: list[tuple[str, str, str]] = [
     ),
     (
         "ESCAP's parent body is ECOSOC, part of the UN",
-        "context",
+        "un-system-chart",
         "organization:escap org:subOrganizationOf organization:ecosoc . "
         "organization:ecosoc org:subOrganizationOf organization:united-nations .",
     ),
@@ -74,12 +100,52 @@ FACTS: list[tuple[str, str, str]] = [
         "organization:un-women skos:exactMatch wd:Q641576 .",
     ),
     (
-        "UNIFEM was succeeded by UN Women",
-        "context",
-        "?change org:originalOrganization organization:unifem ; "
-        "org:resultingOrganization organization:un-women .",
+        "UNIFEM, DAW, OSAGI and INSTRAW were merged into UN Women in 2010-2011",
+        "wikipedia-un-women",
+        "?change a org:ChangeEvent ; org:originalOrganization organization:unifem, "
+        "organization:daw, organization:osagi, organization:instraw ; "
+        "org:resultingOrganization organization:un-women ; dcterms:temporal ?period . "
+        "?period dcat:startDate '2010-07-02'^^xsd:date ; dcat:endDate '2011-01'^^xsd:gYearMonth . "
+        "organization:daw skos:altLabel 'DAW'@en . organization:osagi skos:altLabel 'OSAGI'@en . "
+        "organization:instraw skos:altLabel 'INSTRAW'@en .",
     ),
-    ("Sweden is a country, not an organisation", "paragraph-4", "country:sweden a ekg:Country ."),
+    (
+        "UNIFEM's full name",
+        "wikipedia-unifem",
+        "organization:unifem skos:altLabel 'United Nations Development Fund for Women'@en .",
+    ),
+    (
+        "UNFPA's full name",
+        "unfpa-press-release-2002-12-17",
+        "organization:unfpa skos:altLabel 'United Nations Population Fund'@en .",
+    ),
+    (
+        "the Fifth APPC was held in Bangkok",
+        "un-press-release-sg-sm-8562",
+        f"{APPC} schema:location place:bangkok . place:bangkok a schema:Place .",
+    ),
+    (
+        "the seminar was held in Bangkok",
+        "scandasia-seminar-opening-2002",
+        f"{SEMINAR} schema:location place:bangkok .",
+    ),
+    (
+        "another source: the Swedish foreign ministry and UNIFEM co-convened the seminar, "
+        "with the support of ESCAP",
+        "scandasia-seminar-opening-2002",
+        f"{SEMINAR} prov:qualifiedAssociation ?a1, ?a2, ?a3 . "
+        "?a1 prov:agent organization:ministry-for-foreign-affairs-of-sweden ; "
+        "prov:hadRole role:co-convener . "
+        "?a2 prov:agent organization:unifem ; prov:hadRole role:co-convener . "
+        "?a3 prov:agent organization:escap ; prov:hadRole role:supporter .",
+    ),
+    (
+        "Sweden is a country, a place; its government is the partner, an organization",
+        "paragraph-4",
+        "country:sweden a ekg:Country . organization:government-of-sweden a "
+        "schema:GovernmentOrganization, org:FormalOrganization ; "
+        "schema:areaServed country:sweden .",
+    ),
     (
         "the 2001 EGM is an ad-hoc expert group meeting with its title",
         "paragraph-2",
@@ -93,7 +159,7 @@ FACTS: list[tuple[str, str, str]] = [
         f"{EGM_2001} schema:startDate '2001'^^xsd:gYear .",
     ),
     (
-        "the 2001 EGM was organised by ESCAP",
+        "the 2001 EGM was organized by ESCAP",
         "paragraph-1",
         f"{EGM_2001} schema:organizer organization:escap .",
     ),
@@ -120,8 +186,9 @@ FACTS: list[tuple[str, str, str]] = [
         f"{APPC} schema:startDate '2002-12-11'^^xsd:date ; schema:endDate '2002-12-17'^^xsd:date .",
     ),
     (
-        "the Fifth APPC was organised jointly by ESCAP and UNFPA",
+        "the Fifth APPC was organized jointly by ESCAP and UNFPA",
         "paragraph-2",
+        "organization:unfpa a schema:Organization . "
         f"{APPC} schema:organizer organization:escap, organization:unfpa ; "
         "prov:qualifiedAssociation ?a1, ?a2 . "
         "?a1 prov:agent organization:escap ; prov:hadRole role:joint-organiser . "
@@ -133,16 +200,20 @@ FACTS: list[tuple[str, str, str]] = [
         f"{APPC} ekg:keyAgendaItem theme:migration-and-development .",
     ),
     (
-        "the Fifth APPC noted the diversity of flows from globalisation and labour disparities",
+        "the Fifth APPC noted the diversity of flows from globalization and labour disparities",
         "paragraph-2",
         f"{APPC} ekg:noted ?f . ?f dcterms:subject theme:globalization, theme:labour-migration .",
     ),
     (
-        "the Fifth APPC noted authorised/unauthorised, temporary, long-term and seasonal flows",
+        "the Fifth APPC noted authorized/unauthorized, temporary/long-term and seasonal flows of "
+        "migration in general, not of labour migration only",
         "paragraph-2",
-        f"{APPC} ekg:noted ?f . ?f dcterms:subject theme:authorised-labour-migration, "
-        "theme:unauthorised-labour-migration, theme:temporary-labour-migration, "
-        "theme:long-term-labour-migration, theme:seasonal-labour-migration .",
+        f"{APPC} ekg:noted finding:fifth-appc-forms-of-migration-flows . "
+        "finding:fifth-appc-forms-of-migration-flows dcterms:subject theme:authorized-migration, "
+        "theme:unauthorized-migration, theme:temporary-migration, "
+        "theme:long-term-migration, theme:seasonal-migration . "
+        "FILTER NOT EXISTS { finding:fifth-appc-forms-of-migration-flows dcterms:subject ?t . "
+        "?t skos:broader* theme:labour-migration }",
     ),
     (
         "the Fifth APPC noted varied impacts at origin and destination",
@@ -151,7 +222,7 @@ FACTS: list[tuple[str, str, str]] = [
     ),
     (
         "the Fifth APPC noted the rise of refugees, asylum seekers, trafficked women and children "
-        "and unauthorised labour migrants",
+        "and unauthorized labour migrants",
         "paragraph-2",
         f"{APPC} ekg:noted ?f . ?f dcterms:subject theme:refugees, theme:asylum-seekers, "
         "theme:trafficking-in-women-and-children, theme:unauthorised-labour-migration .",
@@ -176,7 +247,9 @@ FACTS: list[tuple[str, str, str]] = [
         "community",
         "paragraph-3",
         f"{PLAN} ekg:addressedTo actor-group:governments ; ekg:inCooperationWith "
-        "actor-group:civil-society-organizations, actor-group:international-community .",
+        "actor-group:civil-society-organizations, actor-group:international-community . "
+        f"FILTER NOT EXISTS {{ {PLAN} ekg:addressedTo ?other "
+        "FILTER(?other != actor-group:governments) }",
     ),
     (
         "the Plan recommends regional cooperation to manage all migration flows",
@@ -210,12 +283,14 @@ FACTS: list[tuple[str, str, str]] = [
         "'Promoting Gender Equality to Combat Trafficking in Women and Children'@en .",
     ),
     (
-        "ESCAP organised the seminar in cooperation with UNIFEM and Sweden",
+        "ESCAP organized the seminar in cooperation with UNIFEM and Sweden (its government)",
         "paragraph-4",
         f"{SEMINAR} schema:organizer organization:escap ; "
-        "ekg:partner organization:unifem, country:sweden ; prov:qualifiedAssociation ?a1, ?a2 . "
+        "ekg:partner organization:unifem, organization:government-of-sweden ; "
+        "prov:qualifiedAssociation ?a1, ?a2 . "
         "?a1 prov:agent organization:unifem ; prov:hadRole role:cooperation-partner . "
-        "?a2 prov:agent country:sweden ; prov:hadRole role:cooperation-partner .",
+        "?a2 prov:agent organization:government-of-sweden ; "
+        "prov:hadRole role:cooperation-partner .",
     ),
     (
         "the seminar's key issue: empowering mobile women and girls, safe migration, "
@@ -230,7 +305,7 @@ FACTS: list[tuple[str, str, str]] = [
         f"{SEMINAR} ekg:plannedWork ?w . ?w dcterms:subject theme:feminization-of-migration .",
     ),
     (
-        "the 2003 EGM is an ad-hoc expert group meeting in 2003 organised by UNESCAP",
+        "the 2003 EGM is an ad-hoc expert group meeting in 2003 organized by UNESCAP",
         "paragraph-5",
         f"{EGM_2003} a ekg:ExpertGroupMeeting ; ekg:isAdHoc true ; "
         "schema:startDate '2003'^^xsd:gYear ; schema:organizer organization:escap .",
@@ -248,11 +323,25 @@ FACTS: list[tuple[str, str, str]] = [
         "theme:international-migration ; ekg:focus theme:gender, theme:poverty, theme:health .",
     ),
     (
-        "the 2003 EGM's web page, with its recommendations and background papers",
+        "the 2003 EGM's web page, with its recommendations (not a report) and background papers",
         "paragraph-5",
-        f"{EGM_2003} schema:subjectOf {PAGE} . "
-        f"?rec prov:wasGeneratedBy {EGM_2003} ; ekg:availableFrom {PAGE} . "
+        f"{EGM_2003} schema:subjectOf {PAGE} . {PAGE} schema:url {PAGE} . "
+        f"?rec a ekg:MeetingRecommendations ; prov:wasGeneratedBy {EGM_2003} ; "
+        f"ekg:availableFrom {PAGE} . FILTER NOT EXISTS {{ ?rec a ekg:MeetingReport }} "
         f"?papers a ekg:BackgroundPaper ; ekg:availableFrom {PAGE} .",
+    ),
+    (
+        "the labour migration theme is related to, not close to, UNBIS MIGRANT WORKERS",
+        "unbis",
+        "theme:labour-migration skos:relatedMatch unbis:1004108 . "
+        "alignment:theme-labour-migration-unbis-1004108 rdf:predicate skos:relatedMatch . "
+        "FILTER NOT EXISTS { theme:labour-migration skos:closeMatch unbis:1004108 }",
+    ),
+    (
+        "the link of gender equality to SDG Goal 5, built from the IRI pattern, is not high "
+        "confidence",
+        "sdg",
+        "alignment:theme-gender-equality-sdg-5 ekg:confidence confidence:medium .",
     ),
     (
         "the source is a report in English by ESCAP, covering 2001 to 2003",
@@ -316,3 +405,178 @@ def test_no_day_is_invented(kg: KnowledgeGraph) -> None:
     assert [str(row["a"].value) for row in result] == [
         "https://w3id.org/escap-kg/id/activity/fifth-appc"
     ]
+
+
+ROOT = Path(__file__).resolve().parents[1]
+OUTSIDE_SOURCES = sorted(p.stem for p in (ROOT / "data" / "context").glob("*.ttl"))
+
+
+def rows(kg: KnowledgeGraph, query: str) -> list[dict[str, str]]:
+    result = kg.query(f"{PREFIXES} {query}")
+    assert isinstance(result, ox.QuerySolutions)
+    names = [v.value for v in result.variables]
+    return [{n: "" if row[n] is None else str(row[n].value) for n in names} for row in result]
+
+
+@pytest.mark.parametrize("graph", OUTSIDE_SOURCES)
+def test_each_outside_source_has_its_own_dated_graph(kg: KnowledgeGraph, graph: str) -> None:
+    """A page can name the one source of every statement from outside the source document."""
+    found = rows(
+        kg,
+        f"""SELECT ?source ?consulted ?publisher WHERE {{
+          graph:{graph} prov:wasDerivedFrom ?source ; dcterms:date ?consulted .
+          OPTIONAL {{ ?source dcterms:publisher ?publisher }}
+        }}""",
+    )
+    assert len(found) == 1, f"graph {graph} needs exactly one source and one date: {found}"
+    assert found[0]["source"].startswith("https://"), found
+    assert found[0]["publisher"], f"say who published {found[0]['source']} in data/provenance.ttl"
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", found[0]["consulted"])
+
+
+def test_no_statement_has_two_sources(kg: KnowledgeGraph) -> None:
+    """A statement from an outside source is in that source's graph only, so it is badged with
+    exactly one source; the old graph of mixed sources is gone."""
+    shared = rows(
+        kg,
+        """SELECT ?g1 ?g2 ?s ?p ?o WHERE {
+          GRAPH ?g1 { ?s ?p ?o } GRAPH ?g2 { ?s ?p ?o }
+          FILTER(STR(?g1) < STR(?g2))
+          ?g1 prov:wasDerivedFrom ?src1 . ?g2 prov:wasDerivedFrom ?src2 .
+          FILTER(!STRSTARTS(STR(?src1), STR(paragraph:)) || !STRSTARTS(STR(?src2), STR(paragraph:)))
+          FILTER(?g1 != graph:entailed && ?g2 != graph:entailed)
+        }""".replace("paragraph:", "<https://w3id.org/escap-kg/id/paragraph/>"),
+    )
+    assert shared == [], f"statements stated in the graphs of two sources: {shared}"
+    assert not bool(kg.query(f"{PREFIXES} ASK {{ GRAPH graph:context {{ ?s ?p ?o }} }}"))
+
+
+def test_the_disagreement_on_the_seminar_is_kept_with_both_sources(kg: KnowledgeGraph) -> None:
+    """Paragraph 4 says ESCAP organized the seminar with UNIFEM and Sweden as partners; a news
+    report says the Swedish foreign ministry and UNIFEM convened it with ESCAP's support. Both
+    claims are in the graph, each in the graph of its source, found by one query."""
+    found = rows(
+        kg,
+        f"""SELECT ?source ?agent ?role WHERE {{
+          GRAPH ?g {{ {SEMINAR} prov:qualifiedAssociation ?a }}
+          ?a prov:agent ?agent ; prov:hadRole ?role .
+          ?g prov:wasDerivedFrom ?source .
+        }} ORDER BY ?source ?agent""",
+    )
+    by_source: dict[str, set[tuple[str, str]]] = {}
+    for row in found:
+        agent = row["agent"].rsplit("/", 1)[-1]
+        by_source.setdefault(row["source"], set()).add((agent, row["role"].rsplit("/", 1)[-1]))
+    paragraph = "https://w3id.org/escap-kg/id/paragraph/escap-migration-activities-4"
+    report = "https://scandasia.com/1750-swedish-state-secretary-opens-conference-in-bangkok/"
+    assert by_source == {
+        paragraph: {
+            ("escap", "organiser"),
+            ("unifem", "cooperation-partner"),
+            ("government-of-sweden", "cooperation-partner"),
+        },
+        report: {
+            ("escap", "supporter"),
+            ("unifem", "co-convener"),
+            ("ministry-for-foreign-affairs-of-sweden", "co-convener"),
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("term", "wrong_parent"),
+    [
+        ("ekg:inCooperationWith", "dcterms:audience"),
+        ("ekg:confidence", "dcterms:type"),
+        ("ekg:plannedWork", "prov:generated"),
+        ("ekg:noted", "prov:generated"),
+    ],
+)
+def test_own_terms_do_not_claim_more_than_they_mean(
+    kg: KnowledgeGraph, term: str, wrong_parent: str
+) -> None:
+    """Those the Plan urges Governments to cooperate with are not its audience; a confidence is
+    not a type; a finding noted or work still to be done is not generated by the activity."""
+    query = f"{PREFIXES} ASK {{ {term} rdfs:subPropertyOf+ {wrong_parent} }}"
+    assert not bool(kg.query(query)), f"{term} must not be a sub-property of {wrong_parent}"
+
+
+def test_planned_work_has_no_agent_and_is_not_generated(kg: KnowledgeGraph) -> None:
+    query = f"""{PREFIXES} ASK {{
+      ?w a ekg:PlannedWork .
+      {{ ?w prov:wasAttributedTo|prov:qualifiedAttribution|prov:wasGeneratedBy ?x }}
+      UNION {{ ?activity prov:generated ?w }}
+    }}"""
+    assert not bool(kg.query(query))
+
+
+def test_a_country_is_a_place_not_an_agent(kg: KnowledgeGraph) -> None:
+    query = f"""{PREFIXES} ASK {{
+      {{ ekg:Country rdfs:subClassOf+ prov:Agent }}
+      UNION {{ ?a prov:wasAssociatedWith|ekg:partner|schema:organizer|prov:agent ?c .
+               ?c a ekg:Country }}
+    }}"""
+    assert not bool(kg.query(query))
+
+
+def test_transitive_sub_organization_is_never_stated(kg: KnowledgeGraph) -> None:
+    """It is derived: ESCAP is part of the UN through ECOSOC, each step from its source."""
+    assert not bool(kg.query(f"{PREFIXES} ASK {{ ?o org:transitiveSubOrganizationOf ?p }}"))
+    assert bool(
+        kg.query(
+            f"{PREFIXES} ASK {{ organization:escap org:subOrganizationOf+ "
+            "organization:united-nations }"
+        )
+    )
+
+
+def test_findings_keep_the_hedging_of_the_source(kg: KnowledgeGraph) -> None:
+    """A finding the source reports as widely perceived is not labelled as a plain fact."""
+    found = rows(
+        kg,
+        """SELECT ?f ?label WHERE { ?f a ekg:Finding ; ekg:statement ?s ; rdfs:label ?label .
+          FILTER(CONTAINS(LCASE(STR(?s)), "perceived")) }""",
+    )
+    assert found, "the finding on growing categories of migration must keep 'widely perceived'"
+    for row in found:
+        assert "perceived" in row["label"].lower(), f"{row['f']}: the label drops the hedging"
+
+
+def test_every_alignment_and_web_page_reads_on_its_own(kg: KnowledgeGraph) -> None:
+    unlabelled = rows(
+        kg, "SELECT ?a WHERE { ?a a ekg:Alignment FILTER NOT EXISTS { ?a rdfs:label ?l } }"
+    )
+    assert unlabelled == []
+    literal_urls = rows(kg, "SELECT ?p ?u WHERE { ?p schema:url ?u FILTER(isLiteral(?u)) }")
+    assert literal_urls == []
+    untyped = rows(
+        kg,
+        """SELECT ?o WHERE { ?a schema:organizer ?o
+          FILTER NOT EXISTS { ?o a/rdfs:subClassOf* schema:Organization } }""",
+    )
+    assert untyped == []
+
+
+# British -ise spellings; the source and our text write -ize (Oxford spelling, as the UN does).
+BRITISH = re.compile(
+    r"(?<![\w:/#-])(un)?(organis|recognis|authoris|maximis|minimis|globalis|prioritis|realis|"
+    r"materialis|serialis|characteris|summaris|categoris|standardis|mobilis|utilis)",
+    re.IGNORECASE,
+)
+
+
+def test_our_own_text_has_one_spelling(kg: KnowledgeGraph) -> None:
+    """Labels, definitions, comments and statements, and the README, write -ize; IRIs such as
+    id/role/organiser are published identifiers and stay as they are."""
+    found = [
+        (str(q.subject), q.object.value)
+        for q in kg.store.quads_for_pattern(None, None, None)
+        if isinstance(q.object, ox.Literal) and BRITISH.search(q.object.value)
+    ]
+    assert found == [], f"use the -ize spelling in: {found[:5]}"
+    readme = [
+        line
+        for line in (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+        if BRITISH.search(line)
+    ]
+    assert readme == [], f"use the -ize spelling in README.md: {readme[:5]}"

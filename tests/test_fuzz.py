@@ -34,7 +34,7 @@ ROUTES = [
     "/id/organization/unfpa.ttl",
     "/id/theme/safe-migration",
     "/id/nothing/here",
-    "/graph/context.ttl",
+    "/graph/un-system-chart.ttl",
     "/graph/extra/x",
     "/ontology",
     "/ontology.ttl",

@@ -259,11 +259,11 @@ def test_activity_page(client: TestClient) -> None:
         "/ontology#Conference",
     ):
         assert href in page.hrefs, href
-    # Where the statements come from: paragraph 2, and other public sources for the place.
+    # Where the statements come from: paragraph 2, and for the place the one outside source.
     assert "/id/paragraph/escap-migration-activities-2" in page.hrefs
     assert "\u00b62" in text
-    assert "other public sources" in text
-    assert "/graph/context" in page.hrefs
+    assert "UN press release SG/SM/8562, 17 December 2002" in text
+    assert "/graph/un-press-release-sg-sm-8562" in page.hrefs
     # The pictures: the neighbourhood and the timeline, with links to the pages.
     svgs = [a for tag, a in page.tags if tag == "svg"]
     assert len(svgs) == 2
@@ -296,7 +296,7 @@ def test_organisation_page_links_to_wikidata_and_has_a_timeline(client: TestClie
     assert 'class="picture timeline"' in html
     assert "/id/activity/fifth-appc" in page.hrefs
     assert "United Nations" in page.plain
-    assert "/id/organization/united-nations" in page.hrefs
+    assert "/id/organization/ecosoc" in page.hrefs
 
 
 def test_theme_page_links_to_unbis_and_sdg(client: TestClient) -> None:
@@ -316,8 +316,8 @@ def test_country_page_links_to_m49(client: TestClient) -> None:
     page = parse(page_html(client, "/id/country/sweden"))
     assert "http://metadata.un.org/sdg/codes/geoArea/752" in page.hrefs
     assert "UN M49 area 752" in page.plain
-    assert "/id/activity/seminar-2002-gender-equality-trafficking" in page.hrefs
-    assert "partner of" in page.plain
+    # A country is a place: its government, the partner of the seminar, serves it.
+    assert "/id/organization/government-of-sweden" in page.hrefs
 
 
 def test_scheme_page_shows_the_tree(client: TestClient) -> None:
@@ -367,10 +367,15 @@ def test_graph_page_and_its_rdf(client: TestClient, kg: KnowledgeGraph) -> None:
     assert len(graph) >= len(list(content))
 
 
-def test_context_graph_is_other_public_sources(client: TestClient) -> None:
+def test_each_statement_names_its_one_outside_source(client: TestClient) -> None:
+    """Bangkok is the place of two meetings, each from a different outside source: the page
+    names each source beside its statement."""
     page = parse(page_html(client, "/id/place/bangkok"))
-    assert "other public sources" in page.plain
-    assert "/graph/context" in page.hrefs
+    assert "UN press release SG/SM/8562, 17 December 2002" in page.plain
+    assert "ScandAsia news report on the October 2002 seminar" in page.plain
+    assert "other public sources" not in page.plain
+    assert "/graph/un-press-release-sg-sm-8562" in page.hrefs
+    assert "/graph/scandasia-seminar-opening-2002" in page.hrefs
 
 
 def test_jsonld_of_an_activity_matches_the_graph(client: TestClient, kg: KnowledgeGraph) -> None:
@@ -452,7 +457,7 @@ def test_home_page(client: TestClient) -> None:
     page = parse(html)
     text = page.plain
     assert "ESCAP and international migration" in text
-    for count in ("4 activities", "6 organisations", "30 themes", "6 findings"):
+    for count in ("4 activities", "11 organizations", "35 themes", "6 findings"):
         assert count in text, count
     assert "4 recommendations" in text
     assert 'class="picture timeline"' in html
@@ -466,7 +471,7 @@ def test_home_page(client: TestClient) -> None:
         "/ontology",
         "/id/activity/fifth-appc",
         "/id/organization/unifem",
-        "/id/country/sweden",
+        "/id/organization/government-of-sweden",
     ):
         assert href in page.hrefs, href
     # The themes as a tree: trafficking in women and children under trafficking in persons.

@@ -471,7 +471,7 @@ def test_engine_resolves_relative_iris_against_the_base(
 def test_engine_passes_the_protocol_dataset(
     union_server: OxigraphServer, published: PublishReport
 ) -> None:
-    context = "https://w3id.org/escap-kg/graph/context"
+    context = "https://w3id.org/escap-kg/graph/un-system-chart"
     text = "SELECT (COUNT(*) AS ?n) WHERE { ?s ?p ?o }"
     named = "SELECT DISTINCT ?g WHERE { GRAPH ?g { ?s ?p ?o } }"
 

@@ -43,7 +43,7 @@ def remote_count(server: OxigraphServer) -> int:
 def test_publish_then_query_the_store(store: OxigraphServer, kg: KnowledgeGraph) -> None:
     first = runner.invoke(app, ["publish", "--endpoint", store.store_url])
     assert first.exit_code == 0, first.output
-    assert f"published {len(kg):,} triples in 15 graph(s)" in first.stdout
+    assert f"published {len(kg):,} triples in 20 graph(s)" in first.stdout
     assert remote_count(store) == len(kg)
     again = runner.invoke(app, ["publish", "--endpoint", store.store_url])
     assert again.exit_code == 0

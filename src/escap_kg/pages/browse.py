@@ -50,8 +50,6 @@ HOME_KINDS = (
     "recommendation",
     "document",
 )
-#: Kinds whose IRIs spell them as the vocabularies do, shown as the pages spell them.
-SPELLING = {"organization": "organisation"}
 #: Plurals that adding "s" (or "y" -> "ies") gets wrong.
 PLURALS = {"series": "series", "planned work": "planned work", "confidence": "confidence levels"}
 #: The names of a resource, best first.
@@ -62,7 +60,7 @@ SLUG_PATTERN = "^[a-z0-9]+(-[a-z0-9]+)*$"
 
 def kind_words(kind: str, count: int = 1) -> str:
     """``activity`` -> ``activity`` (one) or ``activities`` (any other number)."""
-    return plural(SPELLING.get(kind, words(kind)), count)
+    return plural(words(kind), count)
 
 
 def plural(name: str, count: int) -> str:

@@ -68,8 +68,8 @@ LABEL_PROPERTIES = (
 NAME_PROPERTIES = (*LABEL_PROPERTIES, f"{SKOS}altLabel")
 # Plain words for classes we reuse, where the local name alone reads oddly.
 CLASS_WORDS: dict[str, str] = {
-    f"{ORG}FormalOrganization": "organisation",
-    f"{PROV}Organization": "organisation",
+    f"{ORG}FormalOrganization": "organization",
+    f"{PROV}Organization": "organization",
     f"{SKOS}Concept": "concept",
     f"{SKOS}ConceptScheme": "concept scheme",
     f"{PROV}Entity": "entity",
@@ -388,7 +388,11 @@ class GraphInfo:
         if self.paragraph is not None and self.paragraph_href is not None:
             title = f"stated in paragraph {self.paragraph} of the source document"
             return Source(f"\u00b6{self.paragraph}", self.paragraph_href, title)
-        if any(s.external for s in self.sources):
+        external = [s for s in self.sources if s.external]
+        if len(external) == 1 and len(self.sources) == 1:
+            # A graph of one outside source: the badge names that source.
+            return Source(self.label, self.href, f"stated in {self.label} ({external[0].text})")
+        if external:
             return Source("other public sources", self.href, self.label)
         if self.sources:
             return Source("source document", self.href, self.label)
@@ -585,8 +589,8 @@ class Catalogue:
         async def make() -> dict[str, str]:
             rows = await select(self.state, ROLE_LABELS_QUERY)
             labels = {
-                "organiser": "organiser",
-                "joint-organiser": "joint organiser",
+                "organiser": "organizer",
+                "joint-organiser": "joint organizer",
                 "cooperation-partner": "partner in cooperation",
                 "associated": "associated",
             }

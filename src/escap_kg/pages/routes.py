@@ -67,7 +67,7 @@ DOWNLOADS = [
 HOME_DESCRIPTION = (
     "A knowledge graph of the work of the United Nations Economic and Social Commission for "
     "Asia and the Pacific (ESCAP) on international migration from 2001 to 2003: the meetings "
-    "and conferences it held, the organisations and countries it worked with and in which "
+    "and conferences it held, the organizations and countries it worked with and in which "
     "role, the themes each event took up, and what the events found and recommended."
 )
 

@@ -217,13 +217,13 @@ def _agents_text(activity: Activity, role_labels: dict[str, str]) -> str:
     groups: dict[str, list[str]] = {}
     for node, role in activity.agents:
         key = (
-            "organised by"
+            "organized by"
             if role in ("organiser", "joint-organiser")
             else ("with" if role == "cooperation-partner" else "associated")
         )
         groups.setdefault(key, []).append(node.label)
     parts: list[str] = []
-    for key in ("organised by", "with", "associated"):
+    for key in ("organized by", "with", "associated"):
         if key in groups and not (key == "associated" and len(parts) > 0):
             parts.append(f"{key} {', '.join(dict.fromkeys(groups[key]))}")
     return "; ".join(parts)
@@ -438,7 +438,7 @@ def network(activities: Sequence[Activity], ident: str, role_labels: dict[str, s
             f'<text class="legend" x="{num(x + 40)}" y="{num(legend_y)}">{escape(text)}</text>'
         )
         x += 40 + text_width(text, SMALL) + 28
-    for kind, text in (("organization", "organisation"), ("country", "country")):
+    for kind, text in (("organization", "organization"), ("country", "country")):
         if any(n.kind == kind for n in agent_list):
             parts.append(
                 f'<rect class="node node-{kind}" x="{num(x)}" y="{num(legend_y - 11)}" '

@@ -90,8 +90,8 @@ PROPERTY_WORDS: dict[str, str] = {
     f"{PROV}qualifiedAssociation": "participation",
     f"{PROV}hadRole": "role",
     f"{PROV}wasAssociatedWith": "associated with",
-    f"{ORG}subOrganizationOf": "part of organisation",
-    f"{ORG}transitiveSubOrganizationOf": "within organisation",
+    f"{ORG}subOrganizationOf": "part of organization",
+    f"{ORG}transitiveSubOrganizationOf": "within organization",
 }
 
 # How a property reads from its object's side: "<subject> organizer <object>" is shown on the
@@ -131,10 +131,10 @@ INVERSE_WORDS: dict[str, str] = {
     f"{PROV}wasGeneratedBy": "generated",
     f"{PROV}used": "used by",
     f"{PROV}wasDerivedFrom": "source of",
-    f"{ORG}subOrganizationOf": "parent organisation of",
+    f"{ORG}subOrganizationOf": "parent organization of",
     f"{ORG}transitiveSubOrganizationOf": "has within it",
-    f"{ORG}originalOrganization": "original organisation in",
-    f"{ORG}resultingOrganization": "resulting organisation of",
+    f"{ORG}originalOrganization": "original organization in",
+    f"{ORG}resultingOrganization": "resulting organization of",
     f"{EKG}preparatoryTo": "prepared by",
     f"{EKG}followUpOf": "followed up by",
     f"{EKG}adoptedAt": "adopted here",
