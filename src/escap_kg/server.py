@@ -41,6 +41,7 @@ from escap_kg.http import ABORT, DELIVERED
 from escap_kg.iris import prefixes
 from escap_kg.pages import add_page_routes
 from escap_kg.queries import IRI_CHARS, load_catalogue
+from escap_kg.reconcile_api import add_reconcile_routes
 from escap_kg.search import MAX_LIMIT
 from escap_kg.service import (
     Download,
@@ -150,6 +151,7 @@ def create_app(
     _add_sparql_routes(app, state)
     _add_api_routes(app, state)
     _add_search_route(app, state)
+    add_reconcile_routes(app, state)
     _add_download_routes(app, state)
     add_page_routes(app, state)
     return app
@@ -310,8 +312,12 @@ class SecurityHeaders:
         async def send_with_headers(message: Any) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
-                headers.extend(SECURITY_HEADERS)
-                headers.append((b"content-security-policy", CONTENT_SECURITY_POLICY))
+                # A response with a policy of its own (the reconciliation preview, shown in
+                # OpenRefine's frame) keeps it, and may be framed.
+                own = any(k.lower() == b"content-security-policy" for k, _ in headers)
+                headers.extend(h for h in SECURITY_HEADERS if not own or h[0] != b"x-frame-options")
+                if not own:
+                    headers.append((b"content-security-policy", CONTENT_SECURITY_POLICY))
                 message = {**message, "headers": headers}
             await send(message)
 

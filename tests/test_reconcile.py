@@ -1,0 +1,379 @@
+"""The reconciliation service at /reconcile, checked against the API's published JSON schemas
+and driven as OpenRefine drives it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from jsonschema import Draft7Validator
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT7
+
+from escap_kg.reconcile import name_similarity, normalise
+from escap_kg.server import create_app
+from escap_kg.settings import Settings
+from escap_kg.store import KnowledgeGraph
+
+from .conftest import FIXTURES, LiveServer
+
+SCHEMAS = FIXTURES / "reconcile-schemas"
+ID = "https://w3id.org/escap-kg/id/"
+EKG = "https://w3id.org/escap-kg/ontology#"
+ORG = "http://www.w3.org/ns/org#FormalOrganization"
+
+
+def _registry() -> Registry:
+    resources = []
+    for path in SCHEMAS.glob("*.json"):
+        schema = json.loads(path.read_text(encoding="utf-8"))
+        resource = Resource.from_contents(schema, default_specification=DRAFT7)
+        resources.append((schema["$id"], resource))
+    return Registry().with_resources(resources)
+
+
+REGISTRY = _registry()
+
+
+def check(instance: Any, schema_file: str) -> None:
+    """Fail with every error if ``instance`` does not validate against a published schema."""
+    schema = json.loads((SCHEMAS / schema_file).read_text(encoding="utf-8"))
+    validator = Draft7Validator(schema, registry=REGISTRY)
+    errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(instance)]
+    assert not errors, f"{schema_file}: " + "; ".join(errors)
+
+
+@pytest.fixture(scope="module")
+def client(kg: KnowledgeGraph) -> Iterator[TestClient]:
+    with TestClient(create_app(Settings(workers=1), kg)) as test_client:
+        yield test_client
+
+
+# What a researcher's sheet holds: names with typos, acronyms, other names, and the IRI each
+# should reconcile to.
+SHEET: list[tuple[str, str]] = [
+    ("UNFPA", "organization/unfpa"),
+    ("UN Population Fund", "organization/unfpa"),
+    ("United Nations Population Fund", "organization/unfpa"),
+    ("Fifth APPC", "activity/fifth-appc"),
+    ("Asian Pacific Population Conf. 2002", "activity/fifth-appc"),
+    ("ESCAP", "organization/escap"),
+    ("UNESCAP", "organization/escap"),
+    ("Economic & Social Commission for Asia and the Pacific", "organization/escap"),
+    ("UNIFEM", "organization/unifem"),
+    ("UN Development Fund for Women", "organization/unifem"),
+    ("UN Women", "organization/un-women"),
+    ("Untied Nations", "organization/united-nations"),
+    ("ECOSOC", "organization/ecosoc"),
+    ("Swedn", "country/sweden"),
+    ("Bangkk", "place/bangkok"),
+    (
+        "Expert group meeting on international migration and development 2003",
+        "activity/egm-2003-international-migration-and-development",
+    ),
+    (
+        "Seminar on gender equality and trafficking in women & children",
+        "activity/seminar-2002-gender-equality-trafficking",
+    ),
+    ("trafficking in women and children", "theme/trafficking-in-women-and-children"),
+    ("Safe migration", "theme/safe-migration"),
+    ("governments", "actor-group/governments"),
+]
+
+
+def batch_of(names: list[str]) -> dict[str, dict[str, Any]]:
+    return {f"q{i}": {"query": name, "limit": 3} for i, name in enumerate(names)}
+
+
+def reconcile(client: TestClient | httpx.Client, batch: dict[str, Any]) -> dict[str, Any]:
+    check(batch, "reconciliation-query-batch.json")
+    response = client.post("/reconcile", data={"queries": json.dumps(batch)})
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    answer: dict[str, Any] = response.json()
+    check(answer, "reconciliation-result-batch.json")
+    return answer
+
+
+def score_sheet(answer: dict[str, Any]) -> tuple[int, list[str], list[str]]:
+    """How many names reconciled to the right IRI first; the wrong ones; wrong sure matches."""
+    right, wrong, wrong_sure = 0, [], []
+    for i, (name, expected) in enumerate(SHEET):
+        result = answer[f"q{i}"]["result"]
+        top = result[0]["id"] if result else None
+        if top == ID + expected:
+            right += 1
+        else:
+            wrong.append(f"{name!r}: {top}")
+        wrong_sure += [
+            f"{name!r}: {c['id']}" for c in result if c.get("match") and c["id"] != ID + expected
+        ]
+    return right, wrong, wrong_sure
+
+
+def test_manifest_validates_and_announces_every_service(client: TestClient) -> None:
+    response = client.get("/reconcile")
+    assert response.status_code == 200
+    manifest = response.json()
+    check(manifest, "manifest.json")
+    assert manifest["versions"] == ["0.2"]
+    assert manifest["identifierSpace"] == ID
+    assert manifest["schemaSpace"] == EKG
+    types = {t["name"]: t["id"] for t in manifest["defaultTypes"]}
+    for name in ("Activity", "Organisation", "Country", "Theme", "Finding", "Recommendation"):
+        assert name in types
+    assert "{{id}}" in manifest["view"]["url"]
+    assert "{{id}}" in manifest["preview"]["url"]
+    service = "http://testserver/reconcile"
+    assert manifest["suggest"]["entity"] == {
+        "service_url": service,
+        "service_path": "/suggest/entity",
+    }
+    assert manifest["extend"]["propose_properties"]["service_path"] == "/properties"
+
+
+def test_a_sheet_of_names_reconciles_as_openrefine_drives_it(client: TestClient) -> None:
+    answer = reconcile(client, batch_of([name for name, _ in SHEET]))
+    right, wrong, wrong_sure = score_sheet(answer)
+    assert right >= 18, f"only {right} of {len(SHEET)} right: {wrong}"
+    assert not wrong_sure, f"wrong candidates marked as sure matches: {wrong_sure}"
+
+
+def test_scores_say_how_the_name_matched(client: TestClient) -> None:
+    answer = reconcile(client, batch_of(["UNFPA", "UN Population Fund", "Swedn"]))
+    exact = answer["q0"]["result"][0]
+    assert exact["match"] is True
+    assert exact["score"] == 100
+    assert {"id": "name_exact", "value": True} in exact["features"]
+    assert {"id": ORG, "name": "Organisation"} in exact["type"]
+    for key in ("q1", "q2"):
+        best = answer[key]["result"][0]
+        assert best["match"] is False, best
+        assert 80 <= best["score"] < 100, best
+
+
+def test_the_same_batch_by_get(client: TestClient) -> None:
+    batch = batch_of(["Fifth APPC"])
+    response = client.get("/reconcile", params={"queries": json.dumps(batch)})
+    assert response.status_code == 200
+    check(response.json(), "reconciliation-result-batch.json")
+    assert response.json()["q0"]["result"][0]["id"] == ID + "activity/fifth-appc"
+
+
+def test_a_type_narrows_the_candidates(client: TestClient) -> None:
+    batch = {
+        "place": {"query": "Bangkok", "type": f"{EKG}Activity"},
+        "org": {"query": "ESCAP", "type": ORG},
+        "all": {"query": "ESCAP", "type": [ORG, "https://schema.org/Place"], "type_strict": "all"},
+    }
+    answer = reconcile(client, batch)
+    assert all(
+        {"id": f"{EKG}Activity", "name": "Activity"} in c["type"] for c in answer["place"]["result"]
+    )
+    assert [c["id"] for c in answer["org"]["result"]] == [ID + "organization/escap"]
+    assert answer["org"]["result"][0]["match"] is True
+    assert answer["all"]["result"] == []
+
+
+def test_property_constraints_choose_and_veto(client: TestClient) -> None:
+    meeting = {"query": "Ad-hoc expert group meeting", "type": f"{EKG}Activity"}
+    batch = {
+        "2003": {**meeting, "properties": [{"pid": "https://schema.org/startDate", "v": "2003"}]},
+        "2001": {**meeting, "properties": [{"pid": "date", "v": "2001"}]},
+        "place": {
+            "query": "Fifth APPC",
+            "properties": [
+                {"pid": "place", "v": "Bangkok"},
+                {"pid": "organiser", "v": {"id": ID + "organization/unfpa"}},
+            ],
+        },
+        "veto": {"query": "Fifth APPC", "properties": [{"pid": "date", "v": "2001"}]},
+    }
+    answer = reconcile(client, batch)
+    assert answer["2003"]["result"][0]["id"].endswith(
+        "egm-2003-international-migration-and-development"
+    )
+    assert answer["2001"]["result"][0]["id"].endswith("egm-2001-migration-and-development")
+    sure = answer["place"]["result"][0]
+    assert sure["id"] == ID + "activity/fifth-appc"
+    assert sure["match"] is True
+    assert {"id": "property:place", "value": True} in sure["features"]
+    vetoed = answer["veto"]["result"][0]
+    assert vetoed["id"] == ID + "activity/fifth-appc"
+    assert vetoed["match"] is False
+    assert vetoed["score"] < 80
+
+
+def test_suggest_services_validate(client: TestClient) -> None:
+    entities = client.get("/reconcile/suggest/entity", params={"prefix": "unf"}).json()
+    check(entities, "suggest-entities-response.json")
+    assert entities["result"][0]["id"] == ID + "organization/unfpa"
+    typed = client.get(
+        "/reconcile/suggest/entity", params={"prefix": "bang", "type": f"{EKG}Activity"}
+    ).json()
+    assert typed == {"result": []}
+    types = client.get("/reconcile/suggest/type", params={"prefix": "organ"}).json()
+    check(types, "suggest-types-response.json")
+    assert [t["id"] for t in types["result"]] == [ORG]
+    props = client.get("/reconcile/suggest/property", params={"prefix": "wiki"}).json()
+    check(props, "suggest-properties-response.json")
+    assert props["result"][0]["id"] == "wikidata"
+
+
+def test_preview_is_escaped_html_that_may_be_framed(client: TestClient) -> None:
+    response = client.get("/reconcile/preview", params={"id": ID + "organization/unfpa"})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    assert "UNFPA" in response.text
+    assert "United Nations Population Fund" in response.text
+    assert "x-frame-options" not in response.headers
+    assert "frame-ancestors" not in response.headers["content-security-policy"]
+    assert "<script" not in response.text
+    missing = client.get("/reconcile/preview", params={"id": ID + "organization/nobody"})
+    assert missing.status_code == 404
+    view = client.get(
+        "/reconcile/view", params={"id": ID + "place/bangkok"}, follow_redirects=False
+    )
+    assert view.status_code == 303
+    assert view.headers["location"] == "http://testserver/id/place/bangkok"
+
+
+def test_data_extension_adds_wikidata_and_unbis_columns(client: TestClient) -> None:
+    query = {
+        "ids": [ID + "organization/unfpa", ID + "country/sweden", ID + "activity/fifth-appc"],
+        "properties": [
+            {"id": "wikidata"},
+            {"id": "unbis"},
+            {"id": "https://schema.org/startDate"},
+            {"id": "https://schema.org/location"},
+        ],
+    }
+    check(query, "data-extension-query.json")
+    response = client.post("/reconcile", data={"extend": json.dumps(query)})
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    check(answer, "data-extension-response.json")
+    assert [m["id"] for m in answer["meta"]] == [p["id"] for p in query["properties"]]
+    rows = answer["rows"]
+    assert rows[ID + "organization/unfpa"]["wikidata"] == [
+        {"str": "http://www.wikidata.org/entity/Q623036"}
+    ]
+    assert rows[ID + "country/sweden"]["wikidata"] == [
+        {"str": "http://www.wikidata.org/entity/Q34"}
+    ]
+    assert rows[ID + "country/sweden"]["unbis"][0]["str"].startswith(
+        "http://metadata.un.org/thesaurus/"
+    )
+    appc = rows[ID + "activity/fifth-appc"]
+    assert appc["https://schema.org/startDate"] == [{"date": "2002-12-11T00:00:00Z"}]
+    assert appc["https://schema.org/location"] == [{"id": ID + "place/bangkok", "name": "Bangkok"}]
+
+
+def test_a_year_stays_text_in_data_extension(client: TestClient) -> None:
+    query = {
+        "ids": [ID + "activity/egm-2001-migration-and-development"],
+        "properties": [{"id": "https://schema.org/startDate"}],
+    }
+    answer = client.post("/reconcile", data={"extend": json.dumps(query)}).json()
+    check(answer, "data-extension-response.json")
+    row = answer["rows"][query["ids"][0]]
+    assert row["https://schema.org/startDate"] == [{"str": "2001"}]
+
+
+def test_property_proposals(client: TestClient) -> None:
+    answer = client.get("/reconcile/properties", params={"type": f"{EKG}Activity"}).json()
+    assert answer["type"] == f"{EKG}Activity"
+    ids = [p["id"] for p in answer["properties"]]
+    assert "https://schema.org/startDate" in ids
+    assert "wikidata" in ids
+    bad = client.get("/reconcile/properties", params={"type": "nothing"})
+    assert bad.status_code == 400
+    assert "unknown type" in bad.text
+
+
+@pytest.mark.parametrize(
+    ("data", "says"),
+    [
+        ({"queries": "{not json"}, "queries: not JSON (line 1, column 2"),
+        ({"queries": '["UNFPA"]'}, "queries: a JSON object"),
+        ({"queries": '{"q0": {"query": "x", "type": "nothing"}}'}, "queries.q0.type: unknown type"),
+        ({"queries": '{"q0": {"query": "x", "limit": -1}}'}, "queries.q0.limit"),
+        ({"queries": '{"q0": {"query": "x", "colour": 1}}'}, "unknown field(s) colour"),
+        (
+            {"queries": '{"q0": {"query": "x", "properties": [{"pid": "height", "v": 1}]}}'},
+            "queries.q0.properties[0].pid: unknown property 'height'",
+        ),
+        ({"queries": '{"q0": {"query": " "}}'}, "give a query string or properties"),
+        ({"extend": '{"ids": "x"}'}, "extend: an object"),
+        ({"extend": '{"ids": [], "properties": [{"id": "colour"}]}'}, "unknown property"),
+    ],
+)
+def test_bad_requests_say_what_is_wrong(
+    client: TestClient, data: dict[str, str], says: str
+) -> None:
+    response = client.post("/reconcile", data=data)
+    assert response.status_code == 400
+    assert says in response.text
+    assert "Traceback" not in response.text
+
+
+def test_too_many_queries_are_refused(client: TestClient) -> None:
+    batch = {f"q{i}": {"query": "x"} for i in range(101)}
+    response = client.post("/reconcile", data={"queries": json.dumps(batch)})
+    assert response.status_code == 400
+    assert "at most 100" in response.text
+
+
+def test_jsonp_only_with_a_plain_callback_name(client: TestClient) -> None:
+    response = client.get("/reconcile", params={"callback": "jsonp123"})
+    assert response.headers["content-type"].startswith("application/javascript")
+    assert response.text.startswith("/**/jsonp123({")
+    assert response.text.endswith("});")
+    bad = client.get("/reconcile", params={"callback": "alert(1)//"})
+    assert bad.status_code == 400
+
+
+def test_names_are_compared_without_case_accents_or_punctuation() -> None:
+    assert normalise("  Économic & Social, Commission ") == "economic and social commission"
+    assert name_similarity("UNFPA", "unfpa") == 1.0
+    assert name_similarity("UN Population Fund", "United Nations Population Fund") > 0.9
+    assert name_similarity("Conf.", "Conference") < 1.0
+    assert name_similarity("Sweden", "Bangkok") < 0.6
+
+
+@pytest.mark.slow
+def test_round_trip_against_a_live_server() -> None:
+    """OpenRefine's steps over HTTP: the manifest, a batch, a preview, then data extension."""
+    server = LiveServer("--workers", "1").wait()
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            manifest = http.get("/reconcile").json()
+            check(manifest, "manifest.json")
+            answer = reconcile(http, batch_of([name for name, _ in SHEET]))
+            right, wrong, wrong_sure = score_sheet(answer)
+            assert right >= 18, wrong
+            assert not wrong_sure
+            first = answer["q0"]["result"][0]["id"]
+            preview_url = manifest["preview"]["url"].replace("{{id}}", quote(first, safe=""))
+            assert http.get(preview_url).status_code == 200
+            ids = [answer[f"q{i}"]["result"][0]["id"] for i in range(3)]
+            extend = {"ids": ids, "properties": [{"id": "wikidata"}]}
+            extended = http.post("/reconcile", data={"extend": json.dumps(extend)}).json()
+            check(extended, "data-extension-response.json")
+            assert extended["rows"][ID + "organization/unfpa"]["wikidata"]
+    finally:
+        server.stop()
+
+
+def test_schemas_are_the_published_ones() -> None:
+    """The vendored schemas name their published address, and each is a valid schema."""
+    for path in sorted(SCHEMAS.glob("*.json")):
+        schema = json.loads(path.read_text(encoding="utf-8"))
+        assert schema["$id"].startswith("https://reconciliation-api.github.io/specs/0.2/schemas/")
+        Draft7Validator.check_schema(schema)
+    assert (SCHEMAS / "README.md").is_file()
