@@ -163,7 +163,8 @@ def query(
             "--format",
             "-f",
             metavar="FORMAT",
-            help="table, csv, tsv or json (a table is plain tab-separated text when piped).",
+            help="table, csv, tsv, json or xlsx (a table is plain tab-separated text when "
+            "piped; xlsx, an Excel workbook, goes to a file or a pipe).",
         ),
     ] = "table",
     param: Annotated[
@@ -195,8 +196,10 @@ def query(
 ) -> None:
     """Run a catalogue query, a query file or SPARQL text over the graph."""
     settings = _settings(data)
-    if fmt not in ("table", "csv", "tsv", "json"):
-        _fail(f"unknown --format {fmt!r}; use table, csv, tsv or json")
+    if fmt not in ("table", "csv", "tsv", "json", "xlsx"):
+        _fail(f"unknown --format {fmt!r}; use table, csv, tsv, json or xlsx")
+    if fmt == "xlsx" and sys.stdout.isatty():
+        _fail("an Excel workbook is not for the terminal: redirect it, e.g. > answer.xlsx")
     with _errors():
         if list_:
             _print_catalogue(settings)
@@ -214,6 +217,8 @@ def query(
         if endpoint is not None:
             if data:
                 _fail("--data loads files locally; it does not go with --endpoint")
+            if fmt == "xlsx":
+                _fail("--format xlsx works on the embedded graph, not with --endpoint")
             _remote_query(endpoint, text, bindings, fmt, prefixes(settings.base_iri))
             return
         _check_services(text, tuple(allow_service or ()))
@@ -223,6 +228,13 @@ def query(
         try:
             if fmt == "table":
                 _print_table(result, prefixes(settings.base_iri))
+            elif fmt == "xlsx":
+                from escap_kg.xlsx import results_to_xlsx
+
+                if isinstance(result, ox.QueryTriples):
+                    _fail("--format xlsx holds the answer of a SELECT or ASK query, not a graph")
+                sys.stdout.buffer.write(results_to_xlsx(serialize_result(result, "json")))
+                sys.stdout.flush()
             else:
                 body = serialize_result(result, fmt)
                 if fmt == "json" and not body.endswith(b"\n"):
