@@ -574,6 +574,68 @@ def format_command(
         raise typer.Exit(EXIT_INVALID)
 
 
+@app.command("add", cls=_Command)
+def add_command(
+    template: Annotated[
+        Path,
+        typer.Argument(metavar="FILE", help="A CSV or YAML file of activities (docs/templates/)."),
+    ],
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--data-dir", metavar="DIR", help="The data folder to add to (the project's data/)."
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print what would change, as a diff; write nothing.")
+    ] = False,
+) -> None:
+    """Add activities from a template to the data, as canonical Turtle with provenance.
+
+    Names are resolved by reconciliation (an unknown or ambiguous one stops the run with its
+    candidates); the result is validated before anything is written. Exit code 0: added (or
+    nothing to add); 1: the result would not validate; 2: a row is wrong.
+    """
+    from escap_kg.curate import NotValidError, TemplateError, add
+
+    settings = _settings() if data_dir is None else _with_data_dir(data_dir)
+    try:
+        with _errors():
+            result = add(template, settings, dry_run=dry_run)
+    except TemplateError as err:
+        for problem in err.problems:
+            _console(err=True).print(f"escap-kg: error: {problem}", markup=False)
+        _fail(f"nothing was added: {len(err.problems)} problem(s) in {template}")
+    except NotValidError as err:
+        for line in err.lines:
+            _console(err=True).print(f"escap-kg: invalid: {line}", markup=False)
+        _console(err=True).print(
+            f"escap-kg: error: the result would not validate ({len(err.lines)} violation(s)); "
+            "nothing was added",
+            markup=False,
+        )
+        raise typer.Exit(EXIT_INVALID) from None
+    if dry_run:
+        for change in result.changes:
+            sys.stdout.write(change.diff(settings.data_dir))
+        sys.stdout.flush()
+    verb = "would add" if dry_run else "added"
+    summary = (
+        f"{result.activities} activit{'y' if result.activities == 1 else 'ies'}: {verb} "
+        f"{result.triples} triple(s) in {len(result.changes)} file(s)"
+        if result.changes
+        else "nothing to add: the data already holds every statement of the template"
+    )
+    _console(err=True).print(summary, markup=False)
+
+
+def _with_data_dir(data_dir: Path) -> Settings:
+    with _errors():
+        if not data_dir.is_dir():
+            raise DataError(data_dir, "data folder not found")
+        return Settings.from_env(data_dir=data_dir)
+
+
 @app.command(cls=_Command)
 def load(
     files: Annotated[
