@@ -1034,6 +1034,7 @@ def _run_server(application: Any, settings: Settings, host: str, port: int, what
             ("home page", "/"),
             ("SPARQL endpoint and query UI", "/sparql"),
             ("query catalogue API", "/api/queries"),
+            ("reconciliation (OpenRefine)", "/reconcile"),
             ("API documentation", "/docs"),
             ("download (Turtle)", "/download/escap-kg.ttl"),
             ("dataset description", "/.well-known/void"),
