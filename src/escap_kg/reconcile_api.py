@@ -108,7 +108,6 @@ def add_reconcile_routes(app: FastAPI, state: State) -> None:
         except ReconcileError as err:
             raise ProtocolError(400, str(err)) from None
 
-    @app.api_route("/reconcile", methods=["GET", "POST"], tags=tags, response_class=Response)
     async def reconcile(request: Request) -> Response:
         """The Reconciliation Service API 0.2: without parameters, the service manifest (paste
         this URL into OpenRefine); `queries=` a batch of queries (JSON); `extend=` a data
@@ -124,6 +123,17 @@ def add_reconcile_routes(app: FastAPI, state: State) -> None:
             return _answer(await run(service.extend(params["extend"])), params)
         docs = str(request.base_url).rstrip("/") + "/docs"
         return _answer(service.manifest(base(request), docs), params)
+
+    for method in ("GET", "POST"):
+        app.add_api_route(
+            "/reconcile",
+            reconcile,
+            methods=[method],
+            name=f"reconcile-{method.lower()}",
+            operation_id=f"reconcile_{method.lower()}",
+            tags=tags,
+            response_class=Response,
+        )
 
     @app.get("/reconcile/suggest/entity", tags=tags, response_class=Response)
     async def suggest_entity(request: Request) -> Response:
