@@ -15,7 +15,7 @@ from jsonschema import Draft7Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT7
 
-from escap_kg.reconcile import name_similarity, normalise
+from escap_kg.reconcile import ReconQuery, build_table, candidates, name_similarity, normalise
 from escap_kg.server import create_app
 from escap_kg.settings import Settings
 from escap_kg.store import KnowledgeGraph
@@ -377,3 +377,32 @@ def test_schemas_are_the_published_ones() -> None:
         assert schema["$id"].startswith("https://reconciliation-api.github.io/specs/0.2/schemas/")
         Draft7Validator.check_schema(schema)
     assert (SCHEMAS / "README.md").is_file()
+
+
+def test_a_large_table_compares_a_query_with_its_neighbours_only() -> None:
+    org = {"type": "uri", "value": ORG}
+    names = [
+        {
+            "entity": {"type": "uri", "value": f"{ID}organization/body-{i}"},
+            "type": org,
+            "name": {"type": "literal", "value": f"Body number {i} of {word}"},
+            "alias": {"type": "literal", "value": "false"},
+        }
+        for i, word in enumerate(["Zanzibar", "Quito", "Oslo"] * 2100)
+    ]
+    names.append(
+        {
+            "entity": {"type": "uri", "value": f"{ID}organization/unfpa"},
+            "type": org,
+            "name": {"type": "literal", "value": "UNFPA"},
+            "alias": {"type": "literal", "value": "false"},
+        }
+    )
+    table = build_table(names, [])
+    assert len(table.entities) > 6000
+    assert len(list(table.pool("Unfpa"))) < 10
+    found = candidates(ReconQuery("UNFPA"), table)
+    assert found[0].entity.iri == f"{ID}organization/unfpa"
+    assert found[0].match
+    typo = candidates(ReconQuery("Body number 7 of Quitto"), table)
+    assert typo[0].entity.iri == f"{ID}organization/body-7"

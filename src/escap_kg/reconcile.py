@@ -44,6 +44,8 @@ DEFAULT_LIMIT = 5
 MAX_LIMIT = 50
 #: A name at least this similar to the query makes its resource a candidate.
 CANDIDATE_SIMILARITY = 0.6
+#: Past this many entities, a query is compared with the names that share a word's start.
+LARGE_TABLE = 5000
 
 
 class ReconcileError(Exception):
@@ -276,10 +278,23 @@ class Table:
 
     entities: dict[str, Entity]
     by_name: dict[str, set[str]]
+    #: The entities by the first two letters of each word of their names.
+    by_start: dict[str, set[str]] = field(default_factory=dict)
 
     def exact(self, query: str) -> set[str]:
         """The entities with a name equal to ``query`` once normalised."""
         return set(self.by_name.get(normalise(query), ()))
+
+    def pool(self, query: str) -> Iterable[str]:
+        """The entities whose names are compared with ``query``: all of them in a graph of
+        our size; in a large store, those with a name equal to it or sharing the start of a
+        word with it (so a query costs time in proportion to its neighbours, not the store)."""
+        if len(self.entities) <= LARGE_TABLE:
+            return self.entities
+        found = self.exact(query)
+        for word in normalise(query).split():
+            found |= self.by_start.get(word[:2], set())
+        return found
 
 
 def _values(types: Iterable[str]) -> str:
@@ -333,10 +348,14 @@ def build_table(name_rows: Iterable[Row], detail_rows: Iterable[Row]) -> Table:
         if "end" in row:
             known.end = max(known.end, row["end"]["value"])
     by_name: dict[str, set[str]] = {}
+    by_start: dict[str, set[str]] = {}
     for entity in entities.values():
         for name in entity.names:
-            by_name.setdefault(normalise(name), set()).add(entity.iri)
-    return Table(entities, by_name)
+            normalised = normalise(name)
+            by_name.setdefault(normalised, set()).add(entity.iri)
+            for word in normalised.split():
+                by_start.setdefault(word[:2], set()).add(entity.iri)
+    return Table(entities, by_name, by_start)
 
 
 # Queries and candidates -------------------------------------------------------------------------
@@ -515,8 +534,9 @@ def candidates(
     scored: dict[str, tuple[float, str]] = {}
     if text in table.entities:  # an identifier given as the query
         scored[text] = (1.0, "id")
-    for iri, entity in table.entities.items():
-        if iri in scored or not typed(entity) or not text:
+    for iri in table.pool(text) if text else ():
+        entity = table.entities[iri]
+        if iri in scored or not typed(entity):
             continue
         best = max((name_similarity(text, n) for n in entity.names), default=0.0)
         if best >= CANDIDATE_SIMILARITY:
