@@ -1,19 +1,26 @@
-"""The reconciliation service at /reconcile, checked against the API's published JSON schemas
+"""The reconciliation service at /reconcile, checked against our JSON Schemas of the API 0.2
+(and the published ones too when ESCAP_KG_RECONCILIATION_SCHEMAS names a folder holding them),
 and driven as OpenRefine drives it."""
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
+import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from jsonschema import Draft7Validator
+from jsonschema import Draft7Validator, Draft202012Validator, ValidationError
+from jsonschema.protocols import Validator
+from jsonschema.validators import validator_for
 from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT7
+from referencing.jsonschema import DRAFT7, DRAFT202012
 
 from escap_kg.reconcile import ReconQuery, build_table, candidates, name_similarity, normalise
 from escap_kg.server import create_app
@@ -22,30 +29,72 @@ from escap_kg.store import KnowledgeGraph
 
 from .conftest import FIXTURES, LiveServer
 
-SCHEMAS = FIXTURES / "reconcile-schemas"
+SCHEMAS = FIXTURES / "reconciliation-api-0.2"
+SCHEMA_BASE = "https://w3id.org/escap-kg/schemas/reconciliation-0.2/"
+PUBLISHED_VARIABLE = "ESCAP_KG_RECONCILIATION_SCHEMAS"
+PUBLISHED_BASE = "https://reconciliation-api.github.io/specs/0.2/schemas/"
+# The schemas the specification's appendix publishes; it has none for property proposals.
+PUBLISHED_NAMES = (
+    "manifest.json",
+    "reconciliation-query-batch.json",
+    "reconciliation-result-batch.json",
+    "suggest-entities-response.json",
+    "suggest-properties-response.json",
+    "suggest-types-response.json",
+    "data-extension-query.json",
+    "data-extension-response.json",
+)
 ID = "https://w3id.org/escap-kg/id/"
 EKG = "https://w3id.org/escap-kg/ontology#"
 ORG = "http://www.w3.org/ns/org#FormalOrganization"
 
 
-def _registry() -> Registry:
-    resources = []
-    for path in SCHEMAS.glob("*.json"):
-        schema = json.loads(path.read_text(encoding="utf-8"))
-        resource = Resource.from_contents(schema, default_specification=DRAFT7)
-        resources.append((schema["$id"], resource))
-    return Registry().with_resources(resources)
+def _load(folder: Path, base: str, default: Any) -> tuple[dict[str, Any], Registry]:
+    """The schemas of ``folder`` by file name, and a registry resolving their references."""
+    schemas, resources = {}, []
+    for path in sorted(folder.glob("*.json")):
+        try:
+            schema = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as error:
+            pytest.fail(f"{path}: not JSON: {error}")
+        schemas[path.name] = schema
+        resource = Resource.from_contents(schema, default_specification=default)
+        resources.append((schema.get("$id", base + path.name), resource))
+    return schemas, Registry().with_resources(resources)
 
 
-REGISTRY = _registry()
+OURS, REGISTRY = _load(SCHEMAS, SCHEMA_BASE, DRAFT202012)
+
+
+@functools.cache
+def published() -> tuple[dict[str, Any], Registry] | None:
+    """The published schemas from the folder ESCAP_KG_RECONCILIATION_SCHEMAS names, if it is set."""
+    folder = os.environ.get(PUBLISHED_VARIABLE)
+    if not folder:
+        return None
+    schemas, registry = _load(Path(folder), PUBLISHED_BASE, DRAFT7)
+    missing = [name for name in PUBLISHED_NAMES if name not in schemas]
+    assert not missing, f"{PUBLISHED_VARIABLE}={folder}: no {', '.join(missing)} there"
+    return schemas, registry
+
+
+def _errors(instance: Any, schema: dict[str, Any], registry: Registry) -> list[ValidationError]:
+    cls: type[Validator] = validator_for(schema, default=Draft7Validator)
+    return list(cls(schema, registry=registry).iter_errors(instance))
+
+
+def _say(errors: list[ValidationError]) -> str:
+    return "; ".join(f"{list(e.absolute_path)}: {e.message}" for e in errors)
 
 
 def check(instance: Any, schema_file: str) -> None:
-    """Fail with every error if ``instance`` does not validate against a published schema."""
-    schema = json.loads((SCHEMAS / schema_file).read_text(encoding="utf-8"))
-    validator = Draft7Validator(schema, registry=REGISTRY)
-    errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(instance)]
-    assert not errors, f"{schema_file}: " + "; ".join(errors)
+    """Fail with every error if ``instance`` does not validate against our schema, and against
+    the published one of the same name when ESCAP_KG_RECONCILIATION_SCHEMAS names them."""
+    errors = _errors(instance, OURS[schema_file], REGISTRY)
+    assert not errors, f"{schema_file}: {_say(errors)}"
+    if (found := published()) is not None and schema_file in PUBLISHED_NAMES:
+        errors = _errors(instance, found[0][schema_file], found[1])
+        assert not errors, f"published {schema_file}: {_say(errors)}"
 
 
 @pytest.fixture(scope="module")
@@ -287,6 +336,7 @@ def test_a_year_stays_text_in_data_extension(client: TestClient) -> None:
 
 def test_property_proposals(client: TestClient) -> None:
     answer = client.get("/reconcile/properties", params={"type": f"{EKG}Activity"}).json()
+    check(answer, "property-proposal-response.json")
     assert answer["type"] == f"{EKG}Activity"
     ids = [p["id"] for p in answer["properties"]]
     assert "https://schema.org/startDate" in ids
@@ -370,13 +420,204 @@ def test_round_trip_against_a_live_server() -> None:
         server.stop()
 
 
-def test_schemas_are_the_published_ones() -> None:
-    """The vendored schemas name their published address, and each is a valid schema."""
-    for path in sorted(SCHEMAS.glob("*.json")):
-        schema = json.loads(path.read_text(encoding="utf-8"))
-        assert schema["$id"].startswith("https://reconciliation-api.github.io/specs/0.2/schemas/")
-        Draft7Validator.check_schema(schema)
+# A small valid document of each kind, made up for these tests.
+THING = "https://example.org/ns#Thing"
+VALID: dict[str, Any] = {
+    "manifest.json": {
+        "versions": ["0.1", "0.2"],
+        "name": "Sample places",
+        "identifierSpace": "https://example.org/id/",
+        "schemaSpace": THING,
+        "defaultTypes": [{"id": THING, "name": "Thing"}],
+        "view": {"url": "https://example.org/id/{{id}}"},
+        "preview": {"url": "https://example.org/preview?id={{id}}", "width": 300, "height": 90},
+        "suggest": {"type": {"service_url": "https://example.org", "service_path": "/types"}},
+        "extend": {
+            "property_settings": [
+                {"name": "lang", "label": "Language", "type": "select", "choices": []}
+            ]
+        },
+    },
+    "reconciliation-query-batch.json": {
+        "q0": {
+            "query": "Bangkok",
+            "type": [THING],
+            "limit": 2,
+            "properties": [{"pid": "country", "v": ["Thailand", {"id": "th"}]}],
+            "type_strict": "should",
+        },
+        "q1": {"properties": [{"pid": "population", "v": 5.7}]},
+    },
+    "reconciliation-result-batch.json": {
+        "q0": {
+            "result": [
+                {
+                    "id": "bkk",
+                    "name": "Bangkok",
+                    "type": [{"id": THING, "name": "Thing"}],
+                    "score": 97.5,
+                    "match": True,
+                    "features": [{"id": "name_exact", "value": True}],
+                }
+            ]
+        },
+        "q1": {"result": []},
+    },
+    "suggest-entities-response.json": {
+        "result": [{"id": "bkk", "name": "Bangkok", "notable": [THING, {"id": THING, "name": "T"}]}]
+    },
+    "suggest-types-response.json": {"result": [{"id": THING, "name": "Thing", "description": ""}]},
+    "suggest-properties-response.json": {"result": [{"id": "country", "name": "Country"}]},
+    "data-extension-query.json": {"ids": ["bkk"], "properties": [{"id": "country"}]},
+    "data-extension-response.json": {
+        "meta": [{"id": "country", "name": "Country"}],
+        "rows": {
+            "bkk": {"country": [{"id": "th", "name": "Thailand"}, {"date": "1782-04-21T00:00:00Z"}]}
+        },
+    },
+    "property-proposal-response.json": {
+        "type": THING,
+        "limit": 3,
+        "properties": [{"id": "country", "name": "Country"}],
+    },
+}
+DROP = object()
+# Wrong answers: (schema, what is wrong, path in the valid document, value put there or DROP).
+WRONG: list[tuple[str, str, tuple[str | int, ...], Any]] = [
+    ("manifest.json", "no versions", ("versions",), DROP),
+    ("manifest.json", "versions without 0.2", ("versions",), ["0.1"]),
+    ("manifest.json", "no identifierSpace", ("identifierSpace",), DROP),
+    ("manifest.json", "identifierSpace not a URI", ("identifierSpace",), "example ids"),
+    ("manifest.json", "schemaSpace not a string", ("schemaSpace",), 7),
+    ("manifest.json", "a default type without name", ("defaultTypes", 0, "name"), DROP),
+    ("manifest.json", "view without {{id}}", ("view", "url"), "https://example.org/id/"),
+    ("manifest.json", "preview without height", ("preview", "height"), DROP),
+    ("manifest.json", "suggest metadata without path", ("suggest", "type", "service_path"), DROP),
+    (
+        "manifest.json",
+        "a select setting without choices",
+        ("extend",),
+        {"property_settings": [{"name": "lang", "label": "Language", "type": "select"}]},
+    ),
+    ("manifest.json", "an unknown member", ("colour",), "blue"),
+    ("reconciliation-query-batch.json", "neither query nor properties", ("q0",), {"limit": 3}),
+    ("reconciliation-query-batch.json", "empty query", ("q0", "query"), ""),
+    ("reconciliation-query-batch.json", "limit 0", ("q0", "limit"), 0),
+    ("reconciliation-query-batch.json", "type_strict maybe", ("q0", "type_strict"), "maybe"),
+    ("reconciliation-query-batch.json", "a null value", ("q1", "properties", 0, "v"), None),
+    ("reconciliation-result-batch.json", "match as text", ("q0", "result", 0, "match"), "yes"),
+    ("reconciliation-result-batch.json", "score as text", ("q0", "result", 0, "score"), "97"),
+    ("reconciliation-result-batch.json", "no match", ("q0", "result", 0, "match"), DROP),
+    ("reconciliation-result-batch.json", "a bare list", ("q1",), []),
+    ("reconciliation-result-batch.json", "types as text", ("q0", "result", 0, "type"), THING),
+    (
+        "reconciliation-result-batch.json",
+        "a feature valued in words",
+        ("q0", "result", 0, "features", 0, "value"),
+        "high",
+    ),
+    ("suggest-entities-response.json", "an entity without name", ("result", 0, "name"), DROP),
+    ("suggest-entities-response.json", "notable as text", ("result", 0, "notable"), THING),
+    ("suggest-types-response.json", "notable on a type", ("result", 0, "notable"), [THING]),
+    ("suggest-types-response.json", "no result", ("result",), DROP),
+    ("suggest-properties-response.json", "result not an array", ("result",), {"id": "x"}),
+    ("data-extension-query.json", "no ids", ("ids",), DROP),
+    ("data-extension-query.json", "a property without id", ("properties", 0), {"name": "x"}),
+    ("data-extension-response.json", "no meta", ("meta",), DROP),
+    ("data-extension-response.json", "a number as str", ("rows", "bkk", "country", 1), {"str": 1}),
+    (
+        "data-extension-response.json",
+        "a cell of two kinds",
+        ("rows", "bkk", "country", 1),
+        {"str": "x", "int": 1},
+    ),
+    (
+        "data-extension-response.json",
+        "a day as text",
+        ("rows", "bkk", "country", 1),
+        {"date": "21/04/1782"},
+    ),
+    ("property-proposal-response.json", "no type", ("type",), DROP),
+    ("property-proposal-response.json", "limit 0", ("limit",), 0),
+]
+
+
+def _spoil(document: Any, path: tuple[str | int, ...], value: Any) -> Any:
+    spoilt = copy.deepcopy(document)
+    *parents, last = path
+    target = spoilt
+    for key in parents:
+        target = target[key]
+    if value is DROP:
+        del target[last]
+    else:
+        target[last] = value
+    return spoilt
+
+
+def test_our_schemas_are_valid_and_each_names_its_source() -> None:
+    """Each schema is a valid draft 2020-12 schema with our $id, a title and a description,
+    and every kind of document has a valid sample and at least one wrong answer below."""
+    documents = set(OURS) - {"core-concepts.json"}
+    assert documents == set(VALID) == {schema for schema, *_ in WRONG}
+    assert set(PUBLISHED_NAMES) < documents
+    for name, schema in OURS.items():
+        Draft202012Validator.check_schema(schema)
+        assert schema["$id"] == SCHEMA_BASE + name
+        assert schema["title"].startswith("Reconciliation Service API 0.2: ")
+        assert len(schema["description"]) > 80, name
+    for name, document in VALID.items():
+        check(document, name)
     assert (SCHEMAS / "README.md").is_file()
+
+
+@pytest.mark.parametrize(
+    ("schema_file", "why", "path", "value"), WRONG, ids=[f"{s}: {w}" for s, w, *_ in WRONG]
+)
+def test_our_schemas_reject_a_wrong_answer(
+    schema_file: str, why: str, path: tuple[str | int, ...], value: Any
+) -> None:
+    assert not _errors(VALID[schema_file], OURS[schema_file], REGISTRY)
+    spoilt = _spoil(VALID[schema_file], path, value)
+    errors = _errors(spoilt, OURS[schema_file], REGISTRY)
+    assert errors, f"{schema_file} accepts {why}: {spoilt}"
+    # Each error lies at the spoilt member, in it or in one holding it, not elsewhere.
+    elsewhere = [
+        e
+        for e in errors
+        if list(e.absolute_path)[: len(path)] != list(path)[: len(e.absolute_path)]
+    ]
+    assert not elsewhere, _say(elsewhere)
+
+
+def test_answers_meet_the_published_schemas_too(client: TestClient) -> None:
+    """With ESCAP_KG_RECONCILIATION_SCHEMAS set, every check() above also validates against the
+    published schemas; this test makes that visible and covers one answer of each kind."""
+    if not os.environ.get(PUBLISHED_VARIABLE):
+        pytest.skip(
+            f"{PUBLISHED_VARIABLE} is not set: name a folder holding the schemas published at "
+            f"{PUBLISHED_BASE} to validate the answers against them as well"
+        )
+    found = published()
+    assert found is not None
+    for name in PUBLISHED_NAMES:
+        schema = found[0][name]
+        validator_for(schema, default=Draft7Validator).check_schema(schema)
+    check(client.get("/reconcile").json(), "manifest.json")
+    reconcile(client, batch_of(["UNFPA", "Bangkk"]))
+    for kind, schema_file in (
+        ("entity", "suggest-entities-response.json"),
+        ("type", "suggest-types-response.json"),
+        ("property", "suggest-properties-response.json"),
+    ):
+        check(client.get(f"/reconcile/suggest/{kind}", params={"prefix": "a"}).json(), schema_file)
+    query = {
+        "ids": [ID + "activity/fifth-appc"],
+        "properties": [{"id": "https://schema.org/location"}],
+    }
+    check(query, "data-extension-query.json")
+    extended = client.post("/reconcile", data={"extend": json.dumps(query)}).json()
+    check(extended, "data-extension-response.json")
 
 
 def test_a_large_table_compares_a_query_with_its_neighbours_only() -> None:
