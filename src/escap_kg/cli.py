@@ -192,7 +192,8 @@ def query(
             "--format",
             "-f",
             metavar="FORMAT",
-            help="table, csv, tsv or json (a table is plain tab-separated text when piped).",
+            help="table, csv, tsv, json or xlsx (a table is plain tab-separated text when "
+            "piped; xlsx, an Excel workbook, goes to a file or a pipe).",
         ),
     ] = "table",
     param: Annotated[
@@ -232,8 +233,10 @@ def query(
 ) -> None:
     """Run a catalogue query, a query file or SPARQL text over the graph."""
     settings = _settings(data)
-    if fmt not in ("table", "csv", "tsv", "json"):
-        _fail(f"unknown --format {fmt!r}; use table, csv, tsv or json")
+    if fmt not in ("table", "csv", "tsv", "json", "xlsx"):
+        _fail(f"unknown --format {fmt!r}; use table, csv, tsv, json or xlsx")
+    if fmt == "xlsx" and sys.stdout.isatty():
+        _fail("an Excel workbook is not for the terminal: redirect it, e.g. > answer.xlsx")
     with _errors():
         if list_:
             _print_catalogue(settings)
@@ -251,6 +254,8 @@ def query(
         if endpoint is not None:
             if data:
                 _fail("--data loads files locally; it does not go with --endpoint")
+            if fmt == "xlsx":
+                _fail("--format xlsx works on the embedded graph, not with --endpoint")
             http_auth = _http_auth(user, auth, "ESCAP_KG_ENDPOINT_USER")
             _remote_query(endpoint, text, bindings, fmt, prefixes(settings.base_iri), http_auth)
             return
@@ -263,6 +268,13 @@ def query(
         try:
             if fmt == "table":
                 _print_table(result, prefixes(settings.base_iri))
+            elif fmt == "xlsx":
+                from escap_kg.xlsx import results_to_xlsx
+
+                if isinstance(result, ox.QueryTriples):
+                    _fail("--format xlsx holds the answer of a SELECT or ASK query, not a graph")
+                sys.stdout.buffer.write(results_to_xlsx(serialize_result(result, "json")))
+                sys.stdout.flush()
             else:
                 body = serialize_result(result, fmt)
                 if fmt == "json" and not body.endswith(b"\n"):
@@ -601,6 +613,68 @@ def format_command(
     if check and changed:
         _console(err=True).print("run `escap-kg format` to fix", markup=False)
         raise typer.Exit(EXIT_INVALID)
+
+
+@app.command("add", cls=_Command)
+def add_command(
+    template: Annotated[
+        Path,
+        typer.Argument(metavar="FILE", help="A CSV or YAML file of activities (docs/templates/)."),
+    ],
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--data-dir", metavar="DIR", help="The data folder to add to (the project's data/)."
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print what would change, as a diff; write nothing.")
+    ] = False,
+) -> None:
+    """Add activities from a template to the data, as canonical Turtle with provenance.
+
+    Names are resolved by reconciliation (an unknown or ambiguous one stops the run with its
+    candidates); the result is validated before anything is written. Exit code 0: added (or
+    nothing to add); 1: the result would not validate; 2: a row is wrong.
+    """
+    from escap_kg.curate import NotValidError, TemplateError, add
+
+    settings = _settings() if data_dir is None else _with_data_dir(data_dir)
+    try:
+        with _errors():
+            result = add(template, settings, dry_run=dry_run)
+    except TemplateError as err:
+        for problem in err.problems:
+            _console(err=True).print(f"escap-kg: error: {problem}", markup=False)
+        _fail(f"nothing was added: {len(err.problems)} problem(s) in {template}")
+    except NotValidError as err:
+        for line in err.lines:
+            _console(err=True).print(f"escap-kg: invalid: {line}", markup=False)
+        _console(err=True).print(
+            f"escap-kg: error: the result would not validate ({len(err.lines)} violation(s)); "
+            "nothing was added",
+            markup=False,
+        )
+        raise typer.Exit(EXIT_INVALID) from None
+    if dry_run:
+        for change in result.changes:
+            sys.stdout.write(change.diff(settings.data_dir))
+        sys.stdout.flush()
+    verb = "would add" if dry_run else "added"
+    summary = (
+        f"{result.activities} activit{'y' if result.activities == 1 else 'ies'}: {verb} "
+        f"{result.triples} triple(s) in {len(result.changes)} file(s)"
+        if result.changes
+        else "nothing to add: the data already holds every statement of the template"
+    )
+    _console(err=True).print(summary, markup=False)
+
+
+def _with_data_dir(data_dir: Path) -> Settings:
+    with _errors():
+        if not data_dir.is_dir():
+            raise DataError(data_dir, "data folder not found")
+        return Settings.from_env(data_dir=data_dir)
 
 
 @app.command(cls=_Command)
@@ -1007,6 +1081,7 @@ def _run_server(application: Any, settings: Settings, host: str, port: int, what
             ("home page", "/"),
             ("SPARQL endpoint and query UI", "/sparql"),
             ("query catalogue API", "/api/queries"),
+            ("reconciliation (OpenRefine)", "/reconcile"),
             ("API documentation", "/docs"),
             ("download (Turtle)", "/download/escap-kg.ttl"),
             ("dataset description", "/.well-known/void"),

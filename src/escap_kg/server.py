@@ -41,6 +41,7 @@ from escap_kg.http import ABORT, DELIVERED
 from escap_kg.iris import prefixes
 from escap_kg.pages import add_page_routes
 from escap_kg.queries import IRI_CHARS, load_catalogue
+from escap_kg.reconcile_api import add_reconcile_routes
 from escap_kg.search import MAX_LIMIT
 from escap_kg.service import (
     Download,
@@ -53,7 +54,7 @@ from escap_kg.service import (
     search_hits,
 )
 from escap_kg.settings import Settings
-from escap_kg.sparql import negotiate
+from escap_kg.sparql import negotiate, scan
 from escap_kg.store import KnowledgeGraph
 
 if TYPE_CHECKING:
@@ -150,6 +151,7 @@ def create_app(
     _add_sparql_routes(app, state)
     _add_api_routes(app, state)
     _add_search_route(app, state)
+    add_reconcile_routes(app, state)
     _add_download_routes(app, state)
     add_page_routes(app, state)
     return app
@@ -310,8 +312,12 @@ class SecurityHeaders:
         async def send_with_headers(message: Any) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
-                headers.extend(SECURITY_HEADERS)
-                headers.append((b"content-security-policy", CONTENT_SECURITY_POLICY))
+                # A response with a policy of its own (the reconciliation preview, shown in
+                # OpenRefine's frame) keeps it, and may be framed.
+                own = any(k.lower() == b"content-security-policy" for k, _ in headers)
+                headers.extend(h for h in SECURITY_HEADERS if not own or h[0] != b"x-frame-options")
+                if not own:
+                    headers.append((b"content-security-policy", CONTENT_SECURITY_POLICY))
                 message = {**message, "headers": headers}
             await send(message)
 
@@ -759,6 +765,7 @@ def _add_api_routes(app: FastAPI, state: State) -> None:
                     "text/tab-separated-values": {},
                     "application/sparql-results+xml": {},
                     "text/turtle": {},
+                    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {},
                 },
                 "description": "The answer, in the type the Accept header (or `_format`) asks for.",
             },
@@ -768,7 +775,8 @@ def _add_api_routes(app: FastAPI, state: State) -> None:
     async def run_query(request: Request, query_id: str) -> Response:
         """Run one catalogue query. Its declared parameters are given as `?name=value` and bound as
         RDF terms (never pasted into the query text). `_format=csv|tsv|json|xml` overrides the
-        Accept header, for spreadsheets that cannot set one."""
+        Accept header, for spreadsheets that cannot set one; `_format=xlsx` gives an Excel
+        workbook (IRIs as hyperlinks, dates as dates)."""
         query = by_id.get(query_id)
         if query is None:
             raise ProtocolError(404, f"no catalogue query {query_id!r}; see /api/queries")
@@ -798,10 +806,15 @@ def _add_api_routes(app: FastAPI, state: State) -> None:
                 "turtle": "text/turtle",
                 "nt": "application/n-triples",
                 "jsonld": "application/ld+json",
+                "xlsx": "application/sparql-results+json",  # made into a workbook below
             }
             if fmt not in formats:
                 raise ProtocolError(400, f"_format must be one of {', '.join(formats)}")
             accept = formats[fmt]
+            if fmt == "xlsx" and scan(query.text).form in ("CONSTRUCT", "DESCRIBE"):
+                raise ProtocolError(
+                    406, f"query {query_id} gives a graph; a workbook holds tables (try turtle)"
+                )
         job = QueryJob(
             text=query.text,
             accept=accept,
@@ -811,12 +824,23 @@ def _add_api_routes(app: FastAPI, state: State) -> None:
             allowed_services=state.settings.service_allowlist,
         )
         answer = await state.engine.query(job, state.settings.query_timeout)
+        if fmt == "xlsx":
+            return await _workbook(answer, query_id)
         chosen = answer.media_type
         headers = {"Vary": "Accept"}
         if chosen in ("text/csv", "text/tab-separated-values"):
             suffix = "csv" if chosen == "text/csv" else "tsv"
             headers["Content-Disposition"] = f'inline; filename="{query_id}.{suffix}"'
         return answer_response(answer, chosen, headers, state.settings)
+
+
+async def _workbook(answer: Answer, query_id: str) -> Response:
+    """A catalogue answer as an Excel workbook, made off the event loop."""
+    from escap_kg.xlsx import XLSX_MEDIA_TYPE, results_to_xlsx
+
+    body = await asyncio.to_thread(results_to_xlsx, await answer.read(), query_id)
+    headers = {"Content-Disposition": f'attachment; filename="{query_id}.xlsx"'}
+    return Response(body, media_type=XLSX_MEDIA_TYPE, headers=headers)
 
 
 # Full-text search -------------------------------------------------------------------------------
