@@ -253,3 +253,56 @@ def test_tab_moves_through_the_query_ui(driver: Any, site: str) -> None:
     assert back[0] != editor, back
     assert any("[SPARQL endpoint]" in stop for stop in back), back
     assert any(stop.startswith("button.addTab") for stop in back), back
+
+
+#: Each picture's role and name, and the links in it that have no name of their own.
+PICTURES = """
+return [...document.querySelectorAll('svg.picture')].map(svg => {
+  const ids = (svg.getAttribute('aria-labelledby') || '').split(/\\s+/).filter(Boolean);
+  const name = ids.map(id => (document.getElementById(id) || {}).textContent || '').join(' ');
+  const unnamed = [...svg.querySelectorAll('a')].filter(a => {
+    const title = a.querySelector('title');
+    return !(a.getAttribute('aria-label') || (title && title.textContent.trim())
+             || a.textContent.trim());
+  }).length;
+  const caption = svg.closest('figure') && svg.closest('figure').querySelector('figcaption');
+  return [svg.getAttribute('class'), svg.getAttribute('role'), name.trim(), unnamed,
+          caption ? caption.textContent.trim() : ''];
+});
+"""
+
+
+@pytest.mark.parametrize(
+    ("path", "count"), [("/", 2), ("/id/activity/fifth-appc", 2), ("/ontology", 1)]
+)
+def test_pictures_are_described_for_screen_readers(
+    driver: Any, site: str, path: str, count: int
+) -> None:
+    open_page(driver, f"{site}{path}", Page(path))
+    pictures = driver.execute_script(PICTURES)
+    assert len(pictures) == count, pictures
+    for css, role, name, unnamed, caption in pictures:
+        # A group, not an image: its boxes are links a screen reader must still reach.
+        assert role == "group", (css, role)
+        assert len(name) > 10, f"{css} has no accessible name"
+        assert unnamed == 0, f"{css}: {unnamed} links without a name"
+        assert len(caption) > 40, f"{css} has no caption"
+
+
+def test_the_partner_network_is_also_text(driver: Any, site: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    open_page(driver, f"{site}/", Page("/"))
+    activities = {
+        a.get_attribute("href") for a in driver.find_elements(By.CSS_SELECTOR, ".activity-list a")
+    }
+    items = driver.find_elements(By.CSS_SELECTOR, "details.picture-text li")
+    assert len(items) == len(activities) > 0
+    assert {item.find_element(By.TAG_NAME, "a").get_attribute("href") for item in items} == (
+        activities
+    )
+    # Who took part, in which role: the lines of the picture, as words.
+    text = driver.execute_script(
+        "return document.querySelector('details.picture-text').textContent"
+    )
+    assert "UNFPA (joint organiser)" in " ".join(text.split())
