@@ -95,6 +95,7 @@ def test_query_ui_runs_an_example(driver: Any, live_server: LiveServer) -> None:
     )
     assert [nav.text for nav in driver.find_elements(By.CSS_SELECTOR, "nav.site-nav a")] == [
         "Home",
+        "Browse",
         "Themes",
         "Ontology",
         "Queries",

@@ -90,7 +90,7 @@ def test_home_page_cites_the_dataset(client: TestClient, kg: KnowledgeGraph) -> 
     assert page.status_code == 200
     assert '<h2 id="cite">Cite this dataset</h2>' in page.text
     text = re.search(r'<p class="citation">(.*?)</p>', page.text, re.DOTALL)
-    entry = re.search(r'<pre class="bibtex"><code>(.*?)</code></pre>', page.text, re.DOTALL)
+    entry = re.search(r'<pre class="bibtex"[^>]*><code>(.*?)</code></pre>', page.text, re.DOTALL)
     assert text, "the citation block lacks its plain-text citation"
     assert entry, "the citation block lacks its BibTeX entry"
     fields = bibtex_fields(html.unescape(entry.group(1)))

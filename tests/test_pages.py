@@ -270,7 +270,7 @@ def test_activity_page(client: TestClient) -> None:
     assert {"picture neighbourhood", "picture timeline"} <= {a.get("class") for a in svgs}
     assert re.search(r'<svg[^>]*neighbourhood.*?href="/id/organization/unfpa"', page_html(client))
     # The triples, to copy.
-    pre = re.search(r'<pre class="triples">(.*?)</pre>', page_html(client), flags=re.DOTALL)
+    pre = re.search(r'<pre class="triples"[^>]*>(.*?)</pre>', page_html(client), flags=re.DOTALL)
     assert pre is not None
     assert f"&lt;{FIFTH_APPC}&gt; &lt;{SCHEMA}startDate&gt;" in pre.group(1)
 

@@ -620,7 +620,8 @@ def _add_sparql_routes(app: FastAPI, state: State) -> None:
             '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
             "<title>escap-kg API</title>"
             '<link rel="icon" href="data:,">'
-            '<link rel="stylesheet" href="/static/swagger/swagger-ui.css"></head>'
+            '<link rel="stylesheet" href="/static/swagger/swagger-ui.css">'
+            '<link rel="stylesheet" href="/static/swagger/docs.css"></head>'
             '<body><div id="swagger-ui" data-openapi="/openapi.json"></div>'
             '<script src="/static/swagger/swagger-ui-bundle.js"></script>'
             '<script src="/static/swagger/init.js"></script></body></html>'

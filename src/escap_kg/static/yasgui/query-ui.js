@@ -86,6 +86,73 @@
     }
   }
 
+  // Accessibility repairs of YASGUI's markup (WCAG 2.1 A and AA, as axe-core checks it), made
+  // again whenever YASGUI redraws:
+  // - its form fields have no label: the endpoint box, the query editor's hidden textarea, the
+  //   box that renames a tab and the results' page size (WCAG 1.3.1, 4.1.2);
+  // - CodeMirror's scrolling box takes no focus (tabindex -1) and holds nothing focusable (its
+  //   textarea sits outside it), so a keyboard cannot scroll it (WCAG 2.1.1).
+  function repairYasgui(root) {
+    var fields = [
+      [".controlbar input.autocomplete", "SPARQL endpoint"],
+      [".yasqe .CodeMirror textarea", "SPARQL query"],
+      [".tabsList .tab input", "Name of the tab"],
+      [".yasr select.tableSizer", "Page size"],
+    ];
+    fields.forEach(function (field) {
+      var inputs = root.querySelectorAll(field[0] + ":not([aria-label])");
+      for (var i = 0; i < inputs.length; i++) {
+        inputs[i].setAttribute("aria-label", field[1]);
+      }
+    });
+    var editors = root.querySelectorAll(".yasqe .CodeMirror");
+    for (var k = 0; k < editors.length; k++) {
+      var editor = editors[k].CodeMirror;
+      if (editor && !editor.state.escapKgTabOut) {
+        editor.state.escapKgTabOut = true;
+        editor.on("keydown", tabOut);
+      }
+    }
+    var scrollers = root.querySelectorAll(".yasqe .CodeMirror-scroll:not([role])");
+    for (var j = 0; j < scrollers.length; j++) {
+      scrollers[j].setAttribute("tabindex", "0");
+      scrollers[j].setAttribute("role", "region");
+      scrollers[j].setAttribute("aria-label", "The query's text, to scroll");
+    }
+  }
+
+  // In the query editor Tab indents, as CodeMirror has it, so the keyboard could not leave the
+  // editor (WCAG 2.1.2, no keyboard trap): Escape, then Tab (or Shift+Tab), moves the focus on
+  // as anywhere else. The page says so above the editor.
+  var MODIFIERS = ["Shift", "Control", "Alt", "Meta"];
+  function tabOut(editor, event) {
+    if (MODIFIERS.indexOf(event.key) >= 0) {
+      return;
+    }
+    if (event.key === "Tab" && editor.state.escapKgLeaving) {
+      event.codemirrorIgnore = true; // CodeMirror leaves the key to the browser
+    }
+    editor.state.escapKgLeaving = event.key === "Escape";
+  }
+
+  // YASGUI puts its "add a tab" button inside the tab list, where only tabs may be (ARIA
+  // tablist; WCAG 4.1.2): move it out, beside the list. With its reference cleared YASGUI adds
+  // new tabs at the end of the list, as it would have before the button.
+  function moveAddTabButton(yasgui) {
+    var tabList = yasgui.tabElements;
+    var button = tabList && tabList.addTabEl;
+    var list = button && button.parentNode;
+    if (!list || !list.classList.contains("tabsList")) {
+      return;
+    }
+    var bar = document.createElement("div");
+    bar.className = "query-ui-tabbar";
+    list.parentNode.insertBefore(bar, list);
+    bar.appendChild(list);
+    bar.appendChild(button);
+    tabList.addTabEl = null;
+  }
+
   function showNote(tabId) {
     var notes = document.querySelectorAll(".query-ui-note[data-tab]");
     for (var i = 0; i < notes.length; i++) {
@@ -190,13 +257,16 @@
     var current = yasgui.getTab();
     showNote(current ? current.getId() : "");
     // Result tables and tab lists are redrawn often (paging, sorting, renaming): follow them.
+    moveAddTabButton(yasgui);
     var observer = new MutationObserver(function () {
       localiseLinks(root, links);
       titleTabs(root, titles);
+      repairYasgui(root);
     });
     observer.observe(root, { childList: true, subtree: true });
     localiseLinks(root, links);
     titleTabs(root, titles);
+    repairYasgui(root);
     window.escapKgYasgui = yasgui;
   }
 
