@@ -653,8 +653,7 @@ class QueryEngine:
         """
         if self._idle is None:
             raise EngineError(503, "the query engine is not running")
-        if self._pins and self._pins[self.generation].changed():
-            await self._follow_load()
+        await self.refresh()
         give_up = time.monotonic() + 2 * timeout + 5
         while True:
             if self._idle.empty():
@@ -672,6 +671,13 @@ class QueryEngine:
             self._demote_if_contended()
         loop.call_later(LONG_AFTER, self._went_long, lease)
         return lease
+
+    async def refresh(self) -> int:
+        """The version of the store, after following a load swapped in on disk since the last
+        request (one ``stat``): what caches of answers are keyed on."""
+        if self._pins and self._pins[self.generation].changed():
+            await self._follow_load()
+        return self.generation
 
     async def _wait_for_worker(self, give_up: float) -> _Forked:
         """The next idle worker; while this job waits, long jobs are demoted and a spare forked."""
