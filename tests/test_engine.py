@@ -1,4 +1,5 @@
-"""The worker pool: workers forked from a zygote, added while long jobs hold them, retired after."""
+"""The worker pool: workers forked from a zygote, added while long jobs hold them, retired after;
+long jobs demoted only while short ones compete with them."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from escap_kg.store import KnowledgeGraph
 from tests.proc import stat_fields
 
 SLOW = "SELECT (COUNT(*) AS ?n) WHERE { ?a ?b ?c . ?d ?e ?f . ?g ?h ?i }"
+#: Runs for a few tenths of a second over the embedded graph: long, but well within the limit.
+MEDIUM = "SELECT (COUNT(*) AS ?n) WHERE { SELECT * WHERE { ?a ?b ?c . ?d ?e ?f } LIMIT 1000000 }"
 LIMIT = 3.0
 
 
@@ -68,16 +71,15 @@ def test_workers_are_forked_from_one_zygote(nquads: bytes) -> None:
 
 
 def test_a_long_query_gets_a_worker_added_so_short_ones_do_not_wait(nquads: bytes) -> None:
-    """One worker, room for one more: while a runaway query holds the first, its worker drops
-    to the lowest priority, a second is forked, and short queries are answered by it while the
-    runaway still runs. Once the runaway is stopped the pool shrinks back to one worker."""
+    """One worker, room for one more: while a runaway query holds the first, a second is forked
+    ahead of need, and short queries are answered by it while the runaway still runs. Once the
+    runaway is stopped the pool shrinks back to one worker."""
 
     async def scenario() -> None:
         async with running(nquads, 1, 2) as engine:
             (first,) = engine.pids()
             runaway = asyncio.ensure_future(engine.query(QueryJob(SLOW, "json"), LIMIT))
             await until(lambda: len(engine.pids()) == 2)
-            assert nice(first) == 19
             for _ in range(5):
                 assert await ask(engine, "ASK { ?s ?p ?o }")
             assert not runaway.done(), "the short queries did not wait for the runaway"
@@ -87,6 +89,55 @@ def test_a_long_query_gets_a_worker_added_so_short_ones_do_not_wait(nquads: byte
                 await runaway
             await until(lambda: engine.pids() == [second])
             await until(lambda: not Path(f"/proc/{first}").exists())
+
+    asyncio.run(scenario())
+
+
+def test_a_long_query_alone_keeps_its_priority_and_its_worker(nquads: bytes) -> None:
+    """Nothing competes with a long query on a quiet pool: its worker keeps its CPU priority,
+    and once the query ends the worker goes back to the pool (its pages are warm) while the
+    spare forked meanwhile, never used, is the one retired."""
+
+    async def scenario() -> None:
+        async with running(nquads, 1, 3) as engine:
+            (first,) = engine.pids()
+            for _ in range(2):
+                medium = asyncio.ensure_future(engine.query(QueryJob(MEDIUM, "json"), LIMIT))
+                await until(lambda: len(engine.pids()) == 2)
+                assert nice(first) == 0
+                answer = await medium
+                assert json.loads(await answer.read())["results"]["bindings"][0]["n"]["value"]
+                await until(lambda: engine.pids() == [first])
+            assert nice(first) == 0
+            assert engine.killed == 0
+
+    asyncio.run(scenario())
+
+
+def test_long_queries_are_demoted_while_short_ones_wait(nquads: bytes) -> None:
+    """Two runaways on a pool of one worker and room for one more: the second waits for a
+    worker, so the first drops to the lowest priority while a worker is forked for the second;
+    a short query that then has to wait demotes the second too, and is answered once a runaway
+    is stopped at the time limit."""
+
+    async def scenario() -> None:
+        async with running(nquads, 1, 2) as engine:
+            (first,) = engine.pids()
+            runaways = [
+                asyncio.ensure_future(engine.query(QueryJob(SLOW, "json"), LIMIT)) for _ in range(2)
+            ]
+            await until(lambda: len(engine.pids()) == 2)
+            await until(lambda: nice(first) == 19)
+            (second,) = (pid for pid in engine.pids() if pid != first)
+            await asyncio.sleep(0.3)
+            assert nice(second) == 0, "no short query waits yet"
+            short = asyncio.ensure_future(ask(engine, "ASK { ?s ?p ?o }"))
+            await until(lambda: nice(second) == 19)
+            assert await short
+            for runaway in runaways:
+                with pytest.raises(EngineError, match="time limit"):
+                    await runaway
+            await until(lambda: len(engine.pids()) == 1 and not {first, second} & {*engine.pids()})
 
     asyncio.run(scenario())
 
@@ -178,9 +229,12 @@ def test_no_worker_is_added_without_memory_to_spare(
             runaway = asyncio.ensure_future(engine.query(QueryJob(SLOW, "json"), LIMIT))
             await asyncio.sleep(0.5)
             assert engine.pids() == [first]
-            assert nice(first) == 19
+            short = asyncio.ensure_future(ask(engine, "ASK { ?s ?p ?o }"))
+            await until(lambda: nice(first) == 19)  # a short query waits: the runaway is demoted
+            assert engine.pids() == [first]
             with pytest.raises(EngineError, match="time limit"):
                 await runaway
+            assert await short
             await until(lambda: len(engine.pids()) == 1 and first not in engine.pids())
             assert await ask(engine, "ASK { ?s ?p ?o }")
 

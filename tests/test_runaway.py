@@ -219,8 +219,8 @@ def test_ordinary_queries_stay_within_three_times_their_usual_latency(storm: Sto
 
     Compared with one client alone (about 6 ms) the 8 clients' own queueing on 2 workers already
     costs about 5x, storm or not; that is not the runaway queries' doing. The runaway queries do
-    not make ordinary ones wait: once a query has run 0.1 s its worker drops to the lowest CPU
-    priority, and the pool forks another worker to take its place.
+    not make ordinary ones wait: once a query has run 0.1 s and ordinary ones compete with it,
+    its worker drops to the lowest CPU priority, and the pool forks workers to take its place.
     """
     during = [call.seconds for call in storm.ordinary]
     usual_median, usual_p90 = statistics.median(storm.loaded), p90(storm.loaded)

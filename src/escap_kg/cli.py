@@ -866,6 +866,10 @@ def serve(
     max_connections: Annotated[
         int | None, typer.Option(help="Connections served at once; past them, 503 (1000).")
     ] = None,
+    cache_bytes: Annotated[
+        int | None,
+        typer.Option(help="Bytes of answers kept for repeated queries; 0 turns it off (64 MiB)."),
+    ] = None,
 ) -> None:
     """Serve the graph: SPARQL endpoint, query UI, catalogue API and downloads."""
     with _errors():
@@ -883,6 +887,7 @@ def serve(
             header_timeout=header_timeout,
             body_timeout=body_timeout,
             max_connections=max_connections,
+            cache_bytes=cache_bytes,
         )
     if upstream is not None:
         if db is not None or data or settings.update_token:

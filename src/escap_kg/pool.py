@@ -12,9 +12,14 @@ once, busy ones when their query ends, which finishes on the snapshot it started
 is held while busy workers finish.
 
 A job that runs past its time limit has its worker killed (its CPU work ends at once) and another
-is forked in its place. A job that merely runs long has its worker demoted to the lowest CPU
-priority while the pool forks an extra worker, so short queries keep their own workers and their
-usual speed whatever long ones are running.
+is forked in its place. A job that merely runs long keeps its worker and its priority while
+nothing else wants the CPU: on a quiet server a long query runs as fast as Oxigraph alone, and its
+worker is reused afterwards (a worker that has run queries has already copied the pages of the
+store it writes to, so it is faster than a new fork). Once long jobs hold every worker the pool
+forks a spare ahead of need, and while short jobs wait for a worker or for a core, the long ones
+drop to the lowest CPU priority: short queries keep their usual speed whatever long ones run.
+Idle workers are taken most recently used first, so a lightly loaded server keeps using the
+workers whose pages are already warm.
 """
 
 from __future__ import annotations
@@ -56,8 +61,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("escap_kg.engine")
 
-#: A job that has held its worker this long (seconds) counts as long: its worker's CPU priority
-#: is lowered, and the pool starts another worker so that short queries never queue behind it.
+#: A job that has held its worker this long (seconds) counts as long: while long jobs hold every
+#: worker the pool forks a spare, and while short jobs compete with them, their CPU priority is
+#: lowered, so that short queries never queue behind them.
 LONG_AFTER = 0.1
 #: Workers the pool may add beyond its size while long jobs hold workers (see ``max_workers``).
 BURST = 4
@@ -201,6 +207,10 @@ class _Forked:
         self.pidfd = pidfd
         self.generation = 0
         self.killed = False
+        #: Jobs this worker has run: the pool keeps its most used workers (their pages are warm).
+        self.jobs = 0
+        #: Lowered to the lowest CPU priority (for good): retired once its job ends.
+        self.demoted = False
 
     def wait_ready(self, timeout: float) -> None:
         try:
@@ -215,6 +225,7 @@ class _Forked:
         """Lower the worker's CPU priority for good (it cannot be raised back): nice 19, and
         Linux's idle scheduling class, under which any ordinary process that wakes up takes the
         CPU from it at once."""
+        self.demoted = True
         with contextlib.suppress(OSError):
             os.setpriority(os.PRIO_PROCESS, self.pid, 19)
         with contextlib.suppress(AttributeError, OSError):
@@ -354,10 +365,12 @@ class _Spool:
 class QueryEngine:
     """A pool of Oxigraph worker processes over one store, forked from a zygote.
 
-    The pool keeps ``workers`` workers free for short queries. A job that holds its worker
-    past :data:`LONG_AFTER` is long: its worker drops to the lowest CPU priority and a new
-    worker is forked in its place, up to ``max_workers`` in all. Once a long job ends its worker
-    is retired, and the pool shrinks back.
+    The pool keeps ``workers`` workers. A job that holds its worker past :data:`LONG_AFTER` is
+    long. While long jobs hold workers the pool keeps one worker more than the jobs waiting
+    free, forking spares up to ``max_workers`` in all; while short jobs wait for a worker, or
+    more jobs run than there are cores, the long jobs' workers drop to the lowest CPU priority
+    (and are retired once their job ends). A long job that ran undisturbed gives its worker
+    back like any other, and the pool shrinks back to ``workers``, retiring the least used.
 
     ``allow_service``: leave the kernel's network guard off (SERVICE to allowed endpoints);
     ``max_query_memory``: bytes each worker may add for a query (0: no limit).
@@ -394,7 +407,10 @@ class QueryEngine:
             snapshot = Path(self._dir.name) / "snapshot.nq"
             snapshot.write_bytes(source)
             self.source = StoreSource(snapshot=snapshot, extra=tuple(extra), **options)
-        self._idle: asyncio.Queue[_Forked] | None = None
+        self._idle: asyncio.LifoQueue[_Forked] | None = None
+        #: Jobs waiting for an idle worker.
+        self._waiting = 0
+        self._cores = os.cpu_count() or 1
         self._loop: asyncio.AbstractEventLoop | None = None
         self._threads = ThreadPoolExecutor(
             max_workers=self.max_size * 2 + 4, thread_name_prefix="query"
@@ -450,7 +466,7 @@ class QueryEngine:
         """Start the zygote and the workers, and wait until each has opened the graph."""
         loop = asyncio.get_running_loop()
         self._loop = loop
-        self._idle = asyncio.Queue()
+        self._idle = asyncio.LifoQueue()
         self._update_lock = asyncio.Lock()
         self.launch()
         zygote = self._zygote
@@ -495,21 +511,34 @@ class QueryEngine:
     def _current(self, worker: _Forked) -> bool:
         return worker.generation == self.generation
 
-    def _capacity(self) -> int:
-        """Workers live or starting, of the current store, that no long job holds."""
-        live = sum(1 for w in self._all if self._current(w) and w not in self._long)
-        return live + self._starting
-
     def _counted(self) -> int:
         """Workers that count toward ``max_size`` (an older generation's are on their way out)."""
         return sum(1 for w in self._all if self._current(w)) + self._starting
 
+    def _free(self) -> int:
+        """Idle workers, and those starting."""
+        return (self._idle.qsize() if self._idle is not None else 0) + self._starting
+
+    def _wanted(self) -> int:
+        """Workers the pool needs now: ``size``; and while long jobs hold workers, enough for
+        the jobs waiting and one spare besides (forked only once no worker is free)."""
+        wanted = self.size
+        if self._long:
+            wanted = max(wanted, self._counted() - self._free() + self._waiting + 1)
+        return min(wanted, self.max_size)
+
+    def _kept(self) -> int:
+        """Workers an idle one is retired beyond: ``size`` besides those long jobs hold (so a
+        spare forked for a long job stays while it runs, and short jobs do not fork again)."""
+        held = sum(1 for w in self._long if self._current(w))
+        return min(self.size + held, self.max_size)
+
     def _top_up(self) -> None:
-        """Fork workers until ``size`` are free of long jobs, within ``max_size`` in all."""
+        """Fork workers until the pool has what it needs (:meth:`_wanted`)."""
         loop = self._loop
         if loop is None or self.closed:
             return
-        while self._capacity() < self.size and self._counted() < self.max_size:
+        while self._counted() < self._wanted():
             if self._counted() >= self.size and not self._memory_to_spare():
                 return
             self._starting += 1
@@ -554,12 +583,14 @@ class QueryEngine:
 
     def _give_back(self, worker: _Forked) -> None:
         self._busy.pop(worker, None)
+        self._long.discard(worker)
         if self._idle is None or self.closed:
             return
-        if worker in self._long or not self._current(worker) or self._capacity() > self.size:
+        if worker.demoted or not self._current(worker):
             self._remove(worker, killed=False)
             return
         self._idle.put_nowait(worker)
+        self._trim()
 
     def _remove(self, worker: _Forked, killed: bool = True) -> None:
         """Kill a worker (its job's CPU work ends at once) and restore the pool's capacity."""
@@ -574,27 +605,42 @@ class QueryEngine:
         self._top_up()
 
     def _trim(self) -> None:
-        """Retire idle workers beyond what the pool needs now, and any of an older store."""
+        """Retire idle workers beyond what the pool needs now (the least used first), and any
+        of an older store."""
         if self._idle is None:
             return
         idle = []
         while not self._idle.empty():
             idle.append(self._idle.get_nowait())
+        idle.reverse()  # least recently used first, as the queue gives them last
+        for worker in sorted(idle, key=lambda w: w.jobs):
+            surplus = not self._waiting and self._counted() > self._kept()
+            if not self._current(worker) or surplus:
+                worker.kill()
+                with self._lock:
+                    self._all.discard(worker)
+                idle.remove(worker)
         for worker in idle:
-            if self._current(worker) and self._capacity() <= self.size:
-                self._idle.put_nowait(worker)
-                continue
-            worker.kill()
-            with self._lock:
-                self._all.discard(worker)
+            self._idle.put_nowait(worker)
 
     def _went_long(self, lease: _Lease) -> None:
         if self.max_size == self.size:
             return  # a fixed pool: nothing to add, and no reason to demote the worker
         if self._busy.get(lease.worker) is lease and not lease.done:
             self._long.add(lease.worker)
-            lease.worker.renice()
+            self._demote_if_contended()
             self._top_up()
+
+    def _demote_if_contended(self) -> None:
+        """Lower the priority of the long jobs' workers while short jobs compete with them: a
+        job waits for a worker, or more jobs run than there are cores."""
+        if not self._long or all(w.demoted for w in self._long):
+            return
+        short = self._waiting + sum(1 for w in self._busy if w not in self._long)
+        if short and (self._waiting or len(self._busy) > self._cores):
+            for worker in self._long:
+                if not worker.demoted:
+                    worker.renice()
 
     # Leasing ---------------------------------------------------------------------------------
 
@@ -607,23 +653,47 @@ class QueryEngine:
         """
         if self._idle is None:
             raise EngineError(503, "the query engine is not running")
-        if self._pins and self._pins[self.generation].changed():
-            await self._follow_load()
+        await self.refresh()
         give_up = time.monotonic() + 2 * timeout + 5
         while True:
-            remaining = give_up - time.monotonic()
-            try:
-                worker = await asyncio.wait_for(self._idle.get(), max(remaining, 0.001))
-            except TimeoutError:
-                raise EngineError(503, "all query workers are busy; try again shortly") from None
+            if self._idle.empty():
+                worker = await self._wait_for_worker(give_up)
+            else:
+                worker = self._idle.get_nowait()
             if self._current(worker) and not worker.killed:
                 break
             self._remove(worker, killed=False)
         loop = asyncio.get_running_loop()
         lease = _Lease(worker, self, loop, time.monotonic() + timeout)
         self._busy[worker] = lease
+        worker.jobs += 1
+        if self._long:
+            self._demote_if_contended()
         loop.call_later(LONG_AFTER, self._went_long, lease)
         return lease
+
+    async def refresh(self) -> int:
+        """The version of the store, after following a load swapped in on disk since the last
+        request (one ``stat``): what caches of answers are keyed on."""
+        if self._pins and self._pins[self.generation].changed():
+            await self._follow_load()
+        return self.generation
+
+    async def _wait_for_worker(self, give_up: float) -> _Forked:
+        """The next idle worker; while this job waits, long jobs are demoted and a spare forked."""
+        assert self._idle is not None  # noqa: S101 - started
+        self._waiting += 1
+        try:
+            if self._long:
+                self._demote_if_contended()
+                self._top_up()
+            remaining = give_up - time.monotonic()
+            try:
+                return await asyncio.wait_for(self._idle.get(), max(remaining, 0.001))
+            except TimeoutError:
+                raise EngineError(503, "all query workers are busy; try again shortly") from None
+        finally:
+            self._waiting -= 1
 
     async def query(self, job: QueryJob, timeout: float) -> Answer:
         """Run a query on an idle worker; raise :class:`EngineError` on failure or timeout.

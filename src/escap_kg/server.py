@@ -26,6 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from escap_kg import __version__, entailment
+from escap_kg.cache import ResultCache, cacheable, matches
 from escap_kg.engine import (
     Answer,
     DumpJob,
@@ -101,6 +102,9 @@ def create_app(
     # Our own graph alone, in memory: small enough for canonical downloads.
     canonical = isinstance(engine, QueryEngine) and not engine.on_disk and not settings.extra_files
     state = State(settings, engine, catalogue, canonical_downloads=canonical)
+    if isinstance(engine, QueryEngine):
+        # Not over an upstream store: it may change without this server knowing.
+        state.results = ResultCache(settings.cache_bytes)
     running = engine
 
     @asynccontextmanager
@@ -134,6 +138,7 @@ def create_app(
     )
     app.state.escap = state
     # Middleware added first runs innermost: the SPARQL fast path sits inside CORS.
+    app.add_middleware(ConditionalPages, state=state)
     app.add_middleware(SparqlFastPath, state=state)
     app.add_middleware(
         CORSMiddleware,
@@ -269,6 +274,62 @@ class SparqlFastPath:
                 exc.message + "\n", status_code=exc.status, headers=headers
             )
         await response(scope, receive, send)
+
+
+class ConditionalPages:
+    """Entity tags on the pages and the catalogue API, and ``304`` to a GET whose
+    ``If-None-Match`` names the current one, before any work.
+
+    What those answer depends on the store's version and the request alone, so the tag is
+    derived from these (weak: the same page, not necessarily the same bytes), never from the
+    body: a matching request costs no query. A per-start token in the tag keeps a restart over
+    other data from matching a tag of the last run. /sparql, the static files and the
+    downloads have strong tags of their own.
+    """
+
+    #: Request headers an answer may vary with.
+    VARY = (b"accept", b"accept-encoding", b"accept-language", b"host")
+    OWN_TAGS = ("/sparql", "/static/", "/download/")
+
+    def __init__(self, app: Any, state: State) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        cache, engine = self.state.results, self.state.engine
+        if (
+            scope["type"] != "http"
+            or scope["method"] != "GET"
+            or cache is None
+            or not isinstance(engine, QueryEngine)
+            or scope["path"].startswith(self.OWN_TAGS)
+        ):
+            await self.app(scope, receive, send)
+            return
+        generation = await engine.refresh()
+        headers = dict(scope.get("headers", []))
+        digest = hashlib.blake2b(digest_size=12, key=cache.token)
+        digest.update(f"{generation}\0{__version__}\0{scope['path']}\0".encode())
+        digest.update(scope.get("query_string", b""))
+        for name in self.VARY:
+            digest.update(b"\0" + headers.get(name, b""))
+        tag = f'W/"{digest.hexdigest()}"'
+        if_none_match = headers.get(b"if-none-match")
+        if if_none_match is not None and matches(if_none_match.decode("latin-1"), tag):
+            await Response(status_code=304, headers={"ETag": tag})(scope, receive, send)
+            return
+
+        async def send_tagged(message: Any) -> None:
+            if message["type"] == "http.response.start" and message["status"] == 200:
+                names = {k.lower() for k, _ in message.get("headers", [])}
+                if b"etag" not in names:
+                    message = {
+                        **message,
+                        "headers": [*message.get("headers", []), (b"etag", tag.encode())],
+                    }
+            await send(message)
+
+        await self.app(scope, receive, send_tagged)
 
 
 #: Largest total size of a request's headers, and most header fields, we answer.
@@ -648,8 +709,37 @@ def _query_job(request: Request, state: State, op: Operation, text: str) -> Quer
 async def _run_query(request: Request, state: State, op: Operation) -> Response:
     assert op.query is not None  # noqa: S101 - checked by the caller
     job = _query_job(request, state, op, op.query)
-    answer = await state.engine.query(job, state.settings.query_timeout)
-    return answer_response(answer, answer.media_type, {"Vary": "Accept"}, state.settings)
+    return await _answer(request, state, job, lambda media: {"Vary": "Accept"})
+
+
+async def _answer(
+    request: Request,
+    state: State,
+    job: QueryJob,
+    headers: Callable[[str], dict[str, str]],
+) -> Response:
+    """A query's answer, with ``headers(media type)``: from the result cache when the same
+    request was answered at this version of the store, and ``304`` to a GET whose
+    ``If-None-Match`` names it. An answer that streams is neither kept nor tagged."""
+    engine, cache = state.engine, state.results
+    if cache is None or not isinstance(engine, QueryEngine) or not cacheable(job.text):
+        answer = await engine.query(job, state.settings.query_timeout)
+        return answer_response(
+            answer, answer.media_type, headers(answer.media_type), state.settings
+        )
+    generation = await engine.refresh()
+    entry = cache.get(generation, job)
+    if entry is None:
+        answer = await engine.query(job, state.settings.query_timeout)
+        if answer.rest is not None:
+            return answer_response(
+                answer, answer.media_type, headers(answer.media_type), state.settings
+            )
+        entry = cache.put(generation, job, answer.body, answer.media_type)
+    tagged = headers(entry.media_type) | {"ETag": entry.etag}
+    if request.method == "GET" and matches(request.headers.get("if-none-match"), entry.etag):
+        return Response(status_code=304, headers=tagged)
+    return Response(entry.body, media_type=entry.media_type, headers=tagged)
 
 
 async def _run_update(request: Request, state: State, op: Operation) -> Response:
@@ -824,15 +914,19 @@ def _add_api_routes(app: FastAPI, state: State) -> None:
             bindings=tuple(sorted(bindings.items())),
             allowed_services=state.settings.service_allowlist,
         )
-        answer = await state.engine.query(job, state.settings.query_timeout)
         if fmt == "xlsx":
-            return await _workbook(answer, query_id)
-        chosen = answer.media_type
-        headers = {"Vary": "Accept"}
-        if chosen in ("text/csv", "text/tab-separated-values"):
-            suffix = "csv" if chosen == "text/csv" else "tsv"
-            headers["Content-Disposition"] = f'inline; filename="{query_id}.{suffix}"'
-        return answer_response(answer, chosen, headers, state.settings)
+            return await _workbook(
+                await state.engine.query(job, state.settings.query_timeout), query_id
+            )
+
+        def headers(chosen: str) -> dict[str, str]:
+            headers = {"Vary": "Accept"}
+            if chosen in ("text/csv", "text/tab-separated-values"):
+                suffix = "csv" if chosen == "text/csv" else "tsv"
+                headers["Content-Disposition"] = f'inline; filename="{query_id}.{suffix}"'
+            return headers
+
+        return await _answer(request, state, job, headers)
 
 
 async def _workbook(answer: Answer, query_id: str) -> Response:

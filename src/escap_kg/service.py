@@ -21,6 +21,7 @@ from escap_kg.queries import Query
 from escap_kg.settings import Settings
 
 if TYPE_CHECKING:
+    from escap_kg.cache import ResultCache
     from escap_kg.void import DatasetStats
 
 
@@ -76,6 +77,8 @@ class State:
     descriptions: dict[tuple[int, str, str], bytes] = field(default_factory=dict)
     sparql_handler: Callable[[Request], Awaitable[Response]] | None = None
     stats: dict[int, Any] = field(default_factory=dict)
+    #: Answers kept for repeated queries, and entity tags (local engine only: see cache.py).
+    results: ResultCache | None = None
 
     @property
     def generation(self) -> int:

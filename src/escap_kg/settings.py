@@ -40,6 +40,8 @@ class Settings:
     body_timeout: float = 10.0
     #: Connections served at once; one more is answered 503.
     max_connections: int = 1000
+    #: Bytes of answers kept for repeated queries (0: no result cache).
+    cache_bytes: int = 64 * 1024 * 1024
 
     def __post_init__(self) -> None:
         if self.query_timeout <= 0 or self.max_result_bytes <= 0 or self.max_body_bytes <= 0:
@@ -55,6 +57,8 @@ class Settings:
                 raise ValueError(f"allowed SERVICE endpoint {endpoint!r} is not an http(s) IRI")
         if self.header_timeout <= 0 or self.body_timeout <= 0 or self.max_connections < 1:
             raise ValueError("the read timeouts and the number of connections must be positive")
+        if self.cache_bytes < 0:
+            raise ValueError("the result cache size must be 0 (off) or a number of bytes")
         if self.workers is not None and self.workers < 1:
             raise ValueError("the number of workers must be at least 1")
         if self.max_workers is not None and self.max_workers < (self.workers or 1):
@@ -94,6 +98,7 @@ class Settings:
             ("header_timeout", float),
             ("body_timeout", float),
             ("max_connections", int),
+            ("cache_bytes", int),
         ):
             if value := os.environ.get(f"ESCAP_KG_{name.upper()}"):
                 try:
