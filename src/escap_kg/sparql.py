@@ -168,6 +168,23 @@ class Scan:
         return bool({"USING", "WITH"} & self.keywords)
 
 
+@dataclass
+class _Marks:
+    """What the lexer counts while it reads, for the structural limits."""
+
+    depth: int = 0  # braces open now (top level is 0)
+    nesting: int = 0  # brackets of every kind open now
+    chained: int = 0  # operators so far
+    groups: int = 0
+    separators: int = 0
+    commas: int = 0
+    semicolons: int = 0
+    #: Where the last DELETE keyword ended (for the DELETE WHERE shorthand).
+    delete_end: int = -1
+    #: The previous token was the PREFIX keyword: the next prefixed name is declared.
+    declaring: bool = False
+
+
 def scan(text: str) -> Scan:
     """Lex SPARQL text far enough to know its form, its keywords and the endpoints it calls.
 
@@ -175,74 +192,16 @@ def scan(text: str) -> Scan:
     cover (a stray backslash, an unterminated string) and for text past the structural limits.
     """
     result = Scan()
-    keywords = result.keywords
-    depth = nesting = chained = groups = separators = commas = semicolons = 0
-    delete_end = -1
-    declaring = False
+    marks = _Marks()
     m = None
     start = 1 if text.startswith("\ufeff") else 0
     for m in iter(_tokens_from(text, start), None):
-        kind = m.lastgroup
-        if kind == "word":
-            word = m["word"].upper()
-            keywords.add(word)
-            if word in _NOTED or not result.form:
-                chained += _note(result, text, m, word, depth, delete_end)
-                if word == "DELETE":
-                    delete_end = m.end()
-        elif kind == "pname":
-            name = m["pname"].partition(":")[0]
-            names = result.prefixes_declared if declaring else result.prefixes_used
-            names.setdefault(name, m.start("pname"))
-        elif kind == "sep":
-            separators += 1
-            if separators > MAX_TRIPLE_PATTERNS:
-                raise _too_many(text, m, "triple patterns", MAX_TRIPLE_PATTERNS, "'.', ';' or ','")
-            sep = m["sep"]
-            if sep == ",":
-                commas += 1
-                if commas > MAX_LIST_ITEMS:
-                    raise _too_many(text, m, "list items", MAX_LIST_ITEMS, "','")
-            elif sep == ";":
-                semicolons += 1
-                if semicolons > MAX_LIST_ITEMS:
-                    raise _too_many(text, m, "list items", MAX_LIST_ITEMS, "';'")
-        elif kind == "lbrace":
-            depth += 1
-            nesting += 1
-            groups += 1
-            if nesting > MAX_NESTING:
-                raise _too_deep(text, m)
-            if groups > MAX_GROUPS:
-                raise _too_many(text, m, "group patterns", MAX_GROUPS, "'{'")
-        elif kind == "rbrace":
-            depth -= 1
-            nesting = max(0, nesting - 1)
-        elif kind == "open":
-            nesting += 1
-            if nesting > MAX_NESTING:
-                raise _too_deep(text, m)
-        elif kind == "close":
-            nesting = max(0, nesting - 1)
-        elif kind == "op":
-            chained += 1
-        elif kind == "prefixop":
-            run = m["prefixop"]
-            count = run.count("!") + run.count("+") + run.count("-")
-            if count > MAX_NESTING:
-                raise SparqlTextError(
-                    f"nested too deeply: more than {MAX_NESTING} operators in a row at "
-                    f"{_at(text, m)}"
-                )
-            chained += count
-        elif kind == "badstring":
-            raise SparqlTextError(
-                f"unterminated string (or a bad escape in it) starting at {_at(text, m)}"
-            )
-        elif kind == "bad":
-            raise SparqlTextError(f"unexpected character {m[kind]!r} at {_at(text, m)}")
-        declaring = kind == "word" and m["word"].upper() == "PREFIX"
-        if chained > MAX_OPERATORS:
+        kind = m.lastgroup or ""
+        handler = _HANDLERS.get(kind)
+        if handler is not None:
+            handler(result, marks, text, m)
+        marks.declaring = kind == "word" and m["word"].upper() == "PREFIX"
+        if marks.chained > MAX_OPERATORS:
             raise SparqlTextError(
                 f"too many operators: more than {MAX_OPERATORS} (&&, ||, +, /, UNION, OPTIONAL, "
                 f"FILTER, BIND, ...) in one request (at {_at(text, m)}); "
@@ -255,6 +214,98 @@ def scan(text: str) -> Scan:
         raise SparqlTextError(f"cannot read the text at {_where(text, end)}")
     result.is_update = result.form in UPDATE_FORMS
     return result
+
+
+def _on_word(result: Scan, marks: _Marks, text: str, m: re.Match[str]) -> None:
+    word = m["word"].upper()
+    result.keywords.add(word)
+    if word in _NOTED or not result.form:
+        marks.chained += _note(result, text, m, word, marks.depth, marks.delete_end)
+        if word == "DELETE":
+            marks.delete_end = m.end()
+
+
+def _on_pname(result: Scan, marks: _Marks, text: str, m: re.Match[str]) -> None:
+    name = m["pname"].partition(":")[0]
+    names = result.prefixes_declared if marks.declaring else result.prefixes_used
+    names.setdefault(name, m.start("pname"))
+
+
+def _on_sep(result: Scan, marks: _Marks, text: str, m: re.Match[str]) -> None:
+    marks.separators += 1
+    if marks.separators > MAX_TRIPLE_PATTERNS:
+        raise _too_many(text, m, "triple patterns", MAX_TRIPLE_PATTERNS, "'.', ';' or ','")
+    sep = m["sep"]
+    if sep == ",":
+        marks.commas += 1
+        if marks.commas > MAX_LIST_ITEMS:
+            raise _too_many(text, m, "list items", MAX_LIST_ITEMS, "','")
+    elif sep == ";":
+        marks.semicolons += 1
+        if marks.semicolons > MAX_LIST_ITEMS:
+            raise _too_many(text, m, "list items", MAX_LIST_ITEMS, "';'")
+
+
+def _on_lbrace(result: Scan, marks: _Marks, text: str, m: re.Match[str]) -> None:
+    marks.depth += 1
+    marks.groups += 1
+    _on_open(result, marks, text, m)
+    if marks.groups > MAX_GROUPS:
+        raise _too_many(text, m, "group patterns", MAX_GROUPS, "'{'")
+
+
+def _on_rbrace(result: Scan, marks: _Marks, text: str, m: re.Match[str]) -> None:
+    marks.depth -= 1
+    _on_close(result, marks, text, m)
+
+
+def _on_open(result: Scan, marks: _Marks, text: str, m: re.Match[str]) -> None:
+    marks.nesting += 1
+    if marks.nesting > MAX_NESTING:
+        raise _too_deep(text, m)
+
+
+def _on_close(result: Scan, marks: _Marks, text: str, m: re.Match[str]) -> None:
+    marks.nesting = max(0, marks.nesting - 1)
+
+
+def _on_op(result: Scan, marks: _Marks, text: str, m: re.Match[str]) -> None:
+    marks.chained += 1
+
+
+def _on_prefixop(result: Scan, marks: _Marks, text: str, m: re.Match[str]) -> None:
+    run = m["prefixop"]
+    count = run.count("!") + run.count("+") + run.count("-")
+    if count > MAX_NESTING:
+        raise SparqlTextError(
+            f"nested too deeply: more than {MAX_NESTING} operators in a row at {_at(text, m)}"
+        )
+    marks.chained += count
+
+
+def _on_badstring(result: Scan, marks: _Marks, text: str, m: re.Match[str]) -> None:
+    raise SparqlTextError(f"unterminated string (or a bad escape in it) starting at {_at(text, m)}")
+
+
+def _on_bad(result: Scan, marks: _Marks, text: str, m: re.Match[str]) -> None:
+    raise SparqlTextError(f"unexpected character {m['bad']!r} at {_at(text, m)}")
+
+
+#: What each kind of token does to the scan; kinds not named here (IRIs, variables, strings,
+#: numbers...) only move the lexer on.
+_HANDLERS: dict[str, Callable[[Scan, _Marks, str, re.Match[str]], None]] = {
+    "word": _on_word,
+    "pname": _on_pname,
+    "sep": _on_sep,
+    "lbrace": _on_lbrace,
+    "rbrace": _on_rbrace,
+    "open": _on_open,
+    "close": _on_close,
+    "op": _on_op,
+    "prefixop": _on_prefixop,
+    "badstring": _on_badstring,
+    "bad": _on_bad,
+}
 
 
 def _note(result: Scan, text: str, m: re.Match[str], word: str, depth: int, after: int) -> int:
