@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pyoxigraph as ox
@@ -90,82 +91,93 @@ def resource_jsonld(resource: Resource, page_url: str) -> Json:
         "name": resource.label,
     }
     add_addresses(data, url=page_url)
-    if resource.alt_labels:
-        data["alternateName"] = _one_or_many(resource.alt_labels)
+    _put(data, "alternateName", resource.alt_labels)
     texts = [value.text for _, value in resource.texts]
     if texts:
         data["description"] = " ".join(texts)
-    same = [link.iri for link in resource.links if link.match == "same as"]
-    same += [
-        iri for iri in _iris(resource, f"{SKOS}exactMatch") if iri not in same and dataset_of(iri)
-    ]
-    same = [iri for iri in same if safe_href(iri)]
-    if same:
-        data["sameAs"] = _one_or_many(same)
-    subjects = [
-        _ref(resource, iri)
-        for p in (f"{DCTERMS}subject", f"{EKG}keyAgendaItem", f"{EKG}focus")
-        for iri in _iris(resource, p)
-    ]
-    if kind == "Event":
-        for name, p in (("startDate", f"{SCHEMA}startDate"), ("endDate", f"{SCHEMA}endDate")):
-            values = _literals(resource, p)
-            if values:
-                data[name] = values[0]
-        organizers = [_ref(resource, iri) for iri in _iris(resource, f"{SCHEMA}organizer")]
-        if organizers:
-            data["organizer"] = _one_or_many(organizers)
-        partners = [_ref(resource, iri) for iri in _iris(resource, f"{EKG}partner")]
-        if partners:
-            data["contributor"] = _one_or_many(partners)
-        places = [_ref(resource, iri) for iri in _iris(resource, f"{SCHEMA}location")]
-        places += [_ref(resource, iri) for iri in _iris(resource, f"{DCTERMS}spatial")]
-        if places:
-            data["location"] = _one_or_many(places)
-        series = [_ref(resource, iri) for iri in _iris(resource, f"{SCHEMA}superEvent")]
-        if series:
-            data["superEvent"] = _one_or_many(series)
-        if subjects:
-            data["about"] = subjects
-    elif kind in ("Organization", "Country"):
-        parents = [
-            _ref(resource, iri) for p in (f"{ORG}subOrganizationOf",) for iri in _iris(resource, p)
-        ]
-        if parents:
-            data["parentOrganization"] = _one_or_many(parents)
-        served = [_ref(resource, iri) for iri in _iris(resource, f"{SCHEMA}areaServed")]
-        if served:
-            data["areaServed"] = _one_or_many(served)
-    elif kind == "DefinedTerm":
-        schemes = [_ref(resource, iri) for iri in _iris(resource, f"{SKOS}inScheme")]
-        if schemes:
-            data["inDefinedTermSet"] = _one_or_many(schemes)
-    elif kind == "DefinedTermSet":
-        terms = [_ref(resource, iri) for iri in resource.subjects(f"{SKOS}inScheme")]
-        if terms:
-            data["hasDefinedTerm"] = sorted(terms, key=lambda t: t.get("name", ""))
-    elif kind in ("CreativeWork", "Claim", "Report"):
-        statements = _literals(resource, f"{EKG}statement")
-        if statements:
-            data["text"] = statements[0]
-        if subjects:
-            data["about"] = subjects
-        parts = [_ref(resource, iri) for iri in _iris(resource, f"{DCTERMS}hasPart")]
-        if parts:
-            data["hasPart"] = parts
-        wholes = [_ref(resource, iri) for iri in _iris(resource, f"{DCTERMS}isPartOf")]
-        if wholes:
-            data["isPartOf"] = _one_or_many(wholes)
-        positions = _literals(resource, f"{SCHEMA}position")
-        if positions:
-            data["position"] = positions[0]
-        audience = [_ref(resource, iri) for iri in _iris(resource, f"{EKG}addressedTo")]
-        if audience:
-            data["audience"] = _one_or_many(audience)
+    _put(data, "sameAs", _same_as(resource))
+    fields = KIND_FIELDS.get(kind)
+    if fields is not None:
+        fields(resource, data)
     comments = _literals(resource, f"{RDFS}comment")
     if comments and "description" not in data:
         data["description"] = comments[0]
     return data
+
+
+def _put(data: Json, key: str, items: list[Any], many: bool = False) -> None:
+    """``data[key]``: the one item or the list (always a list when ``many``); nothing if empty."""
+    if items:
+        data[key] = items if many else _one_or_many(items)
+
+
+def _first(data: Json, key: str, values: list[str]) -> None:
+    if values:
+        data[key] = values[0]
+
+
+def _refs(resource: Resource, *predicates: str) -> list[Json]:
+    """References to the objects of the resource's statements with any of ``predicates``."""
+    return [_ref(resource, iri) for p in predicates for iri in _iris(resource, p)]
+
+
+def _same_as(resource: Resource) -> list[str]:
+    """The identifiers in other datasets that name the same thing, when safe to link."""
+    same = [link.iri for link in resource.links if link.match == "same as"]
+    same += [
+        iri for iri in _iris(resource, f"{SKOS}exactMatch") if iri not in same and dataset_of(iri)
+    ]
+    return [iri for iri in same if safe_href(iri)]
+
+
+def _subjects(resource: Resource) -> list[Json]:
+    return _refs(resource, f"{DCTERMS}subject", f"{EKG}keyAgendaItem", f"{EKG}focus")
+
+
+def _event(resource: Resource, data: Json) -> None:
+    _first(data, "startDate", _literals(resource, f"{SCHEMA}startDate"))
+    _first(data, "endDate", _literals(resource, f"{SCHEMA}endDate"))
+    _put(data, "organizer", _refs(resource, f"{SCHEMA}organizer"))
+    _put(data, "contributor", _refs(resource, f"{EKG}partner"))
+    _put(data, "location", _refs(resource, f"{SCHEMA}location", f"{DCTERMS}spatial"))
+    _put(data, "superEvent", _refs(resource, f"{SCHEMA}superEvent"))
+    _put(data, "about", _subjects(resource), many=True)
+
+
+def _organization(resource: Resource, data: Json) -> None:
+    _put(data, "parentOrganization", _refs(resource, f"{ORG}subOrganizationOf"))
+    _put(data, "areaServed", _refs(resource, f"{SCHEMA}areaServed"))
+
+
+def _defined_term(resource: Resource, data: Json) -> None:
+    _put(data, "inDefinedTermSet", _refs(resource, f"{SKOS}inScheme"))
+
+
+def _defined_term_set(resource: Resource, data: Json) -> None:
+    terms = [_ref(resource, iri) for iri in resource.subjects(f"{SKOS}inScheme")]
+    _put(data, "hasDefinedTerm", sorted(terms, key=lambda t: t.get("name", "")), many=True)
+
+
+def _creative_work(resource: Resource, data: Json) -> None:
+    _first(data, "text", _literals(resource, f"{EKG}statement"))
+    _put(data, "about", _subjects(resource), many=True)
+    _put(data, "hasPart", _refs(resource, f"{DCTERMS}hasPart"), many=True)
+    _put(data, "isPartOf", _refs(resource, f"{DCTERMS}isPartOf"))
+    _first(data, "position", _literals(resource, f"{SCHEMA}position"))
+    _put(data, "audience", _refs(resource, f"{EKG}addressedTo"))
+
+
+#: The properties each schema.org type adds to the common ones (name, description, sameAs).
+KIND_FIELDS: dict[str, Callable[[Resource, Json], None]] = {
+    "Event": _event,
+    "Organization": _organization,
+    "Country": _organization,
+    "DefinedTerm": _defined_term,
+    "DefinedTermSet": _defined_term_set,
+    "CreativeWork": _creative_work,
+    "Claim": _creative_work,
+    "Report": _creative_work,
+}
 
 
 def dataset_jsonld(
