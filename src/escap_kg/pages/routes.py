@@ -16,8 +16,8 @@ from escap_kg.iris import ONTOLOGY_IRI
 from escap_kg.pages import jsonld, svg
 from escap_kg.pages.catalogue import CataloguePages
 from escap_kg.pages.data import (
-    Catalogue,
     Resource,
+    SiteData,
     construct,
     graph_content_query,
     graph_size_query,
@@ -142,7 +142,7 @@ class Pages:
 
     def __init__(self, state: State) -> None:
         self.state = state
-        self.catalogue = Catalogue(state)
+        self.site = SiteData(state)
         self.paths = Paths(state.settings.base_iri)
         self._ontology: dict[int, OntologyDoc] = {}
         self._lock = asyncio.Lock()
@@ -233,13 +233,13 @@ class Pages:
         if media is None:
             return self.not_acceptable()
         if media == HTML:
-            resource = await self.catalogue.resource(iri)
+            resource = await self.site.resource(iri)
             content = await self._graph_content(iri) if graph else None
             if resource is None and not (content and content["size"]):
                 return self.not_found(request, "Nothing in the graph has this IRI.")
             page = await self._resource_page(request, iri, path, resource, content)
             return self.html_response(page, path, negotiated)
-        nt, triples = await self.catalogue.describe(iri)
+        nt, triples = await self.site.describe(iri)
         found = bool(triples)
         if graph:
             size = await self._graph_size(iri)
@@ -259,7 +259,7 @@ class Pages:
         resource: Resource | None,
         content: dict[str, object] | None,
     ) -> str:
-        catalogue = self.catalogue
+        site = self.site
         if resource is None:
             label = iri.rsplit("/", 1)[-1]
             resource = _empty_resource(iri, label, self.paths)
@@ -271,8 +271,8 @@ class Pages:
         timeline = None
         tree = None
         types = set(resource.type_iris)
-        activities = await catalogue.activities()
-        roles = await catalogue.role_labels()
+        activities = await site.activities()
+        roles = await site.role_labels()
         if any(a.iri == iri for a in activities):
             # An activity among all the others, marked.
             timeline = svg.timeline(
@@ -290,7 +290,7 @@ class Pages:
                     own, "page-timeline", roles, title=f"Activities of {resource.label}, 2001-2003"
                 )
         if f"{SKOS}ConceptScheme" in types:
-            tree = await catalogue.concept_tree(iri)
+            tree = await site.concept_tree(iri)
         picture = (
             svg.neighbourhood(
                 short_name(resource.label, resource.alt_labels), resource.edges, "page-links"
@@ -327,7 +327,7 @@ class Pages:
 
     async def extra_graph(self, request: Request, name: str) -> Response:
         """``/graph/extra/{name}``: a graph loaded from an extra file (``serve --data``)."""
-        graphs = await self.catalogue.graphs()
+        graphs = await self.site.graphs()
         stem, suffix = name, None
         if f"{self.paths.graph_base}extra/{name}" not in graphs:
             stem, suffix = split_suffix(name)
@@ -380,7 +380,7 @@ class Pages:
         generation = self.state.generation
         async with self._lock:
             if generation not in self._ontology:
-                doc = await ontology_doc(self.state, self.catalogue.ontology_graph)
+                doc = await ontology_doc(self.state, self.site.ontology_graph)
                 self._ontology = {generation: doc}
         return self._ontology[generation]
 
@@ -449,11 +449,11 @@ class Pages:
 
     async def home(self, request: Request) -> Response:
         """``/``: what the dataset is, its size, a timeline, the partner network and the themes."""
-        catalogue = self.catalogue
-        counts = await catalogue.counts()
-        activities = await catalogue.activities()
-        roles = await catalogue.role_labels()
-        themes = await catalogue.concept_tree(catalogue.themes_scheme)
+        site = self.site
+        counts = await site.counts()
+        activities = await site.activities()
+        roles = await site.role_labels()
+        themes = await site.concept_tree(site.themes_scheme)
         base = str(request.base_url).rstrip("/")
         downloads = [
             (f"{base}/download/escap-kg.{suffix}", media) for suffix, media, _ in DOWNLOADS
@@ -498,7 +498,7 @@ class Pages:
                 results.append({**hit, "href": self.paths.href(str(hit["iri"]))})
         elif query:
             needles = query.lower().split()
-            for entry in await self.catalogue.search_index():
+            for entry in await self.site.search_index():
                 text = " ".join(entry.names).lower() + " " + entry.iri.lower()
                 if all(n in text for n in needles):
                     href = self.paths.href(entry.iri)
