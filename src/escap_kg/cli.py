@@ -538,22 +538,11 @@ def format_command(
     ] = False,
 ) -> None:
     """Rewrite the ontology and data Turtle files in canonical form."""
-    from escap_kg.export import canonical_file
+    from escap_kg.export import format_files
 
     settings = _settings()
-    names = prefixes(Settings().base_iri)
-    changed = []
     with _errors():
-        paths = [sf.path for sf in source_files(replace(settings, extra_files=()))]
-        paths.append(settings.ontology_dir / "shapes.ttl")
-        for path in paths:
-            if not path.exists():
-                continue
-            text = canonical_file(path, names)
-            if path.read_text(encoding="utf-8") != text:
-                changed.append(path)
-                if not check:
-                    path.write_text(text, encoding="utf-8")
+        changed = format_files(settings, write=not check)
     verb = "not canonical" if check else "reformatted"
     for path in changed:
         _console().print(f"{verb}: {path}", markup=False)
