@@ -9,10 +9,9 @@ import hashlib
 import hmac
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import parse_qsl
 
@@ -34,7 +33,7 @@ from escap_kg.engine import (
     QueryEngine,
     QueryJob,
     UpdateJob,
-    default_query_memory,
+    build_engine,
 )
 from escap_kg.export import EXPORT_FORMATS, ExportFormat
 from escap_kg.http import ABORT, DELIVERED
@@ -91,12 +90,10 @@ def create_app(
     settings = settings or Settings.from_env()
     catalogue = load_catalogue(settings)
     if engine is None:
-        if settings.database is not None:
-            engine = local_engine(settings, settings.database)
-        else:
-            # The graph goes to the engine's zygote as N-Quads; this process keeps no copy.
-            engine = local_engine(settings, (kg or KnowledgeGraph.load(settings)).nquads())
-            kg = None
+        # The graph goes to the engine's zygote as N-Quads; this process keeps no copy.
+        in_memory = None if settings.database is not None else kg or KnowledgeGraph.load(settings)
+        engine = build_engine(settings, in_memory).engine
+        kg = in_memory = None
     # Our own graph alone, in memory: small enough for canonical downloads.
     canonical = isinstance(engine, QueryEngine) and not engine.on_disk and not settings.extra_files
     state = State(settings, engine, catalogue, canonical_downloads=canonical)
@@ -153,21 +150,6 @@ def create_app(
     _add_download_routes(app, state)
     add_page_routes(app, state)
     return app
-
-
-def local_engine(
-    settings: Settings, source: bytes | Path, extra: Sequence[tuple[Path, str]] = ()
-) -> QueryEngine:
-    """The worker pool over ``source`` (N-Quads in memory, or an on-disk store) as the settings
-    say: its size, whether SERVICE may reach the network, the memory a query may take."""
-    return QueryEngine(
-        source,
-        workers=settings.workers,
-        max_workers=settings.max_workers,
-        extra=extra,
-        allow_service=bool(settings.service_allowlist),
-        max_query_memory=settings.max_query_memory or default_query_memory(),
-    )
 
 
 class AccessLog:
