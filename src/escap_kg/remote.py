@@ -15,7 +15,7 @@ import pyoxigraph as ox
 
 from escap_kg.inspection import RefusedError, inspect_query
 from escap_kg.jobs import Answer, EngineError, QueryJob, UpdateJob
-from escap_kg.sparql import GRAPH_TYPES, RESULT_TYPES, SparqlTextError, scan
+from escap_kg.sparql import GRAPH_TYPES, RESULT_TYPES, SparqlTextError, engine_position, scan
 from escap_kg.store import KnowledgeGraph
 
 #: A value bound to a query variable.
@@ -43,7 +43,6 @@ _LITERAL_TERM = re.compile(
     r'"(?:[^"\\\n\r]|\\[tbnrf"\'\\]|\\u[0-9A-Fa-f]{4}|\\U[0-9A-Fa-f]{8})*"'
     r'(?:@[A-Za-z]+(?:-[A-Za-z0-9]+)*|\^\^<[^<>"{}|^`\\\x00-\x20]*>)?'
 )
-_OXIGRAPH_POSITION = re.compile(r"^error at (?P<line>\d+):(?P<column>\d+): ")
 
 
 def _first_media_types(table: Mapping[str, str]) -> dict[str, str]:
@@ -640,11 +639,9 @@ class RemoteEngine:
 def _malformed(detail: str, shift: int) -> str:
     """An upstream 400 as our message; Oxigraph's positions are given as line and column."""
     text = " ".join(detail.split())[:1000] or "(no message)"
-    if match := _OXIGRAPH_POSITION.match(text):
-        line, column = int(match["line"]), int(match["column"])
-        if line == 1 and column > shift:
-            column -= shift
-        return f"malformed query: line {line}, column {column}: {text[match.end() :]}"
+    at = engine_position(text)
+    if at is not None and at.line is not None:
+        return f"malformed query: line {at.line}, column {at.column_after(shift)}: {at.detail}"
     return f"the upstream store refused the query: {text}"
 
 

@@ -393,6 +393,40 @@ def _too_many(text: str, m: re.Match[str], what: str, limit: int, marks: str) ->
     )
 
 
+#: How Oxigraph starts an error message: the position in SPARQL text (``error at 3:14: ``) or the
+#: span in an RDF file (``Parser error at line 3 between columns 1 and 4: ``).
+_ENGINE_POSITION = re.compile(r"error at (?P<line>\d+):(?P<column>\d+): |Parser error[^:]*: ")
+
+
+@dataclass(frozen=True)
+class EnginePosition:
+    """Where the engine's error message says the error is, and what it says there."""
+
+    #: Line and column, 1-based, for an error in SPARQL text; None for a file's span (its
+    #: SyntaxError carries them).
+    line: int | None
+    column: int | None
+    detail: str
+
+    def column_after(self, shift: int) -> int | None:
+        """The column in the user's own text, when ``shift`` characters (a prologue) were put
+        before it on its first line."""
+        if self.line == 1 and self.column is not None and self.column > shift:
+            return self.column - shift
+        return self.column
+
+
+def engine_position(message: str) -> EnginePosition | None:
+    """The position an Oxigraph error message starts with, and the rest; None without one."""
+    match = _ENGINE_POSITION.match(message)
+    if match is None:
+        return None
+    line, column = match["line"], match["column"]
+    return EnginePosition(
+        int(line) if line else None, int(column) if column else None, message[match.end() :]
+    )
+
+
 def add_using_clauses(text: str, tokens: list[Token], default: list[str], named: list[str]) -> str:
     """Insert ``USING``/``USING NAMED`` before each top-level ``WHERE`` of an update.
 

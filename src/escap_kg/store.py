@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pyoxigraph as ox
 
 from escap_kg.settings import DEFAULT_BASE_IRI, Settings
+from escap_kg.sparql import engine_position
 
 if TYPE_CHECKING:
     import rdflib
@@ -237,9 +238,8 @@ def _position(err: SyntaxError) -> tuple[int | None, int | None]:
 
 def _plain(message: str) -> str:
     """Oxigraph prefixes its messages with the span; we print the position ourselves."""
-    if message.startswith("Parser error") and ": " in message:
-        return message.split(": ", 1)[1]
-    return message
+    at = engine_position(message)
+    return message if at is None else at.detail
 
 
 class KnowledgeGraph:
