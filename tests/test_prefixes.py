@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from escap_kg.cli import app
-from escap_kg.iris import prefixes
+from escap_kg.iris import is_http_iri, is_iri, prefixes
 from escap_kg.server import create_app
 from escap_kg.settings import Settings
 from escap_kg.sparql import scan
@@ -294,3 +294,27 @@ def test_cli_error_positions_are_not_shifted() -> None:
     result = runner.invoke(app, ["query", "--sparql", SEMINARS[:-1]])
     assert result.exit_code == 2
     assert f"line 1, column {len(SEMINARS)}: unexpected end of the query" in result.output
+
+
+@pytest.mark.parametrize(
+    ("value", "iri", "http"),
+    [
+        ("https://w3id.org/escap-kg/id/activity/fifth-appc", True, True),
+        ("HTTP://example.org/", True, True),
+        ("urn:isbn:0451450523", True, False),
+        ("mailto:someone@example.org", True, False),
+        ("http://example.org/caf\u00e9", True, True),
+        ("http://", True, False),
+        ("http:///path", True, False),
+        ("id/activity/fifth-appc", False, False),
+        ("http://example.org/a b", False, False),
+        ("http://example.org/a>b", False, False),
+        ('http://example.org/a"b', False, False),
+        ("http://example.org/{x}", False, False),
+        ("http://example.org/%zz", False, False),
+        ("http://example.org/\x00", False, False),
+    ],
+)
+def test_what_an_iri_is(value: str, iri: bool, http: bool) -> None:
+    assert is_iri(value) is iri
+    assert is_http_iri(value) is http

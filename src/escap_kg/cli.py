@@ -20,9 +20,8 @@ from rich.table import Table
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from escap_kg import __version__, entailment
-from escap_kg.iris import prefixes, shorten
+from escap_kg.iris import is_iri, prefixes, shorten
 from escap_kg.queries import (
-    IRI_CHARS,
     Query,
     QueryError,
     bind,
@@ -345,10 +344,10 @@ def _with_base(query: Query, values: dict[str, str], base: str) -> dict[str, str
     kinds = {p.name: p.kind for p in query.params}
     resolved = {}
     for name, value in values.items():
-        if kinds.get(name) == "iri" and value and not IRI_CHARS.match(value):
+        if kinds.get(name) == "iri" and value and not is_iri(value):
             joined = urljoin(base, value)
             # A value that does not resolve to an IRI is left as given, for the error to quote.
-            value = joined if IRI_CHARS.match(joined) else value
+            value = joined if is_iri(joined) else value
         resolved[name] = value
     return resolved
 

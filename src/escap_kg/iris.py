@@ -1,6 +1,9 @@
-"""IRIs and prefixes: the prefix table used across the project, and shortening IRIs with it."""
+"""IRIs and prefixes: what an IRI is, the prefix table used across the project, and shortening
+IRIs with it."""
 
 from __future__ import annotations
+
+import pyoxigraph as ox
 
 ONTOLOGY_IRI = "https://w3id.org/escap-kg/ontology"
 
@@ -54,6 +57,27 @@ RESOURCE_KINDS: tuple[str, ...] = (
     "source",
     "theme",
 )
+
+
+def is_iri(value: str) -> bool:
+    """True for an absolute IRI as the engine reads one (RFC 3987; pyoxigraph checks it), which
+    is also safe between ``<`` and ``>`` in SPARQL and Turtle text."""
+    try:
+        ox.NamedNode(value)
+    except ValueError:
+        return False
+    return True
+
+
+def is_http_iri(value: str) -> bool:
+    """True for an absolute ``http`` or ``https`` IRI with a host."""
+    scheme, sep, rest = value.partition("://")
+    return (
+        bool(sep)
+        and scheme.lower() in ("http", "https")
+        and rest[:1] not in ("", "/", "?", "#")
+        and is_iri(value)
+    )
 
 
 def prefixes(base_iri: str) -> dict[str, str]:

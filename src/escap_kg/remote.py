@@ -38,7 +38,6 @@ EXCERPT = 300
 READ_ONLY = "updates go to the upstream store directly; this server is read-only in front of it"
 
 _VARIABLE = re.compile(r"[A-Za-z0-9_]+")
-_IRI_TERM = re.compile(r'<[^<>"{}|^`\\\x00-\x20]*>')
 _LITERAL_TERM = re.compile(
     r'"(?:[^"\\\n\r]|\\[tbnrf"\'\\]|\\u[0-9A-Fa-f]{4}|\\U[0-9A-Fa-f]{8})*"'
     r'(?:@[A-Za-z]+(?:-[A-Za-z0-9]+)*|\^\^<[^<>"{}|^`\\\x00-\x20]*>)?'
@@ -93,17 +92,16 @@ class PublishReport:
 def sparql_term(term: Term) -> str:
     """An IRI or literal in SPARQL syntax (N-Triples escaping); raise ValueError if it is unsafe.
 
-    pyoxigraph validates an IRI when a NamedNode is made and writes ``str(term)`` in N-Triples
-    syntax, escaping quotes, backslashes and line breaks in literals. The result is checked once
-    more against the SPARQL grammar of an IRI or a literal, so no value can end the term early.
+    pyoxigraph validates an IRI when a NamedNode is made (so none can end the ``<...>`` early)
+    and writes ``str(term)`` in N-Triples syntax, escaping quotes, backslashes and line breaks in
+    literals. A literal is checked once more against the SPARQL grammar of a literal.
     """
     if isinstance(term, ox.NamedNode):
-        text, pattern = str(term), _IRI_TERM
-    elif isinstance(term, ox.Literal):
-        text, pattern = str(term), _LITERAL_TERM
-    else:
+        return str(term)
+    if not isinstance(term, ox.Literal):
         raise ValueError(f"only IRIs and literals can be bound, not {type(term).__name__}")
-    if not pattern.fullmatch(text):
+    text = str(term)
+    if not _LITERAL_TERM.fullmatch(text):
         raise ValueError(f"cannot write {text!r} safely as a SPARQL term")
     return text
 

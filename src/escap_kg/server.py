@@ -37,9 +37,9 @@ from escap_kg.engine import (
 )
 from escap_kg.export import EXPORT_FORMATS, ExportFormat
 from escap_kg.http import ABORT, DELIVERED
-from escap_kg.iris import prefixes
+from escap_kg.iris import is_iri, prefixes
 from escap_kg.pages import add_page_routes
-from escap_kg.queries import IRI_CHARS, load_catalogue
+from escap_kg.queries import load_catalogue
 from escap_kg.search import MAX_LIMIT
 from escap_kg.service import (
     Download,
@@ -449,7 +449,7 @@ class Operation:
     def graphs(self, name: str) -> list[str]:
         values = self.params.get(name, [])
         for value in values:
-            if not IRI_CHARS.match(value):
+            if not is_iri(value):
                 raise ProtocolError(400, f"{name}: {value!r} is not an absolute IRI")
         return values
 
@@ -767,7 +767,7 @@ def _add_api_routes(app: FastAPI, state: State) -> None:
             if len(values) != 1:
                 raise ProtocolError(400, f"give parameter {name!r} once")
             value = values[0]
-            if declared[name].kind == "iri" and not IRI_CHARS.match(value):
+            if declared[name].kind == "iri" and not is_iri(value):
                 raise ProtocolError(400, f"parameter {name!r}: {value!r} is not an absolute IRI")
             bindings[name] = (declared[name].kind, value)
         accept = request.headers.get("accept")

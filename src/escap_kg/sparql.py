@@ -11,6 +11,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from escap_kg.iris import is_http_iri
+
 QUERY_FORMS = ("SELECT", "ASK", "CONSTRUCT", "DESCRIBE")
 UPDATE_FORMS = (
     "INSERT",
@@ -107,7 +109,6 @@ _TOKEN = re.compile(
 )
 _ONLY_SKIP = re.compile(_SKIP + r"\Z")
 _ESCAPE = re.compile(_UCHAR)
-_HTTP_IRI = re.compile(r"https?://[^\x00-\x20<>\"{}|^`\\]+", re.IGNORECASE)
 
 
 class SparqlTextError(ValueError):
@@ -335,7 +336,7 @@ def _service_target(text: str, pos: int) -> str:
         raise SparqlTextError(
             f"bad escape in the IRI at {_where(text, target.start('iri'))}"
         ) from None
-    return iri if _HTTP_IRI.fullmatch(iri) else ""
+    return iri if is_http_iri(iri) else ""
 
 
 def _check_projection(text: str, pos: int) -> None:

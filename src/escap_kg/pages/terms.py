@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
-from escap_kg.iris import ONTOLOGY_IRI, RESOURCE_KINDS, VOCABULARY_PREFIXES, shorten
+from escap_kg.iris import ONTOLOGY_IRI, RESOURCE_KINDS, VOCABULARY_PREFIXES, is_http_iri, shorten
 
 RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
 RDFS = "http://www.w3.org/2000/01/rdf-schema#"
@@ -25,8 +25,6 @@ RDF_TYPE = f"{RDF}type"
 SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 #: A file stem of an extra graph (``<base>graph/extra/<stem>``), as ``load`` names them.
 EXTRA_GRAPH = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$")
-#: What may sit between ``<`` and ``>`` of an IRI in SPARQL text, and nothing else.
-SAFE_IRI = re.compile(r"^https?://[^\s<>\"{}|\\^`]+$")
 #: The start of an IRI a page may link to: the scheme exactly so (lowercase, nothing before it),
 #: then a host for http and https, an address for mailto.
 LINKABLE = re.compile(r"(?:https?://[^/?#]|mailto:.)")
@@ -291,7 +289,7 @@ def safe_href(iri: str | None) -> str | None:
 
 def checked_iri(iri: str) -> str:
     """``iri`` itself, once it is known to be safe between ``<`` and ``>`` in SPARQL text."""
-    if not SAFE_IRI.match(iri):
+    if not is_http_iri(iri):
         raise ValueError(f"not a safe IRI: {iri!r}")
     return iri
 
