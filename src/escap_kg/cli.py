@@ -258,18 +258,15 @@ def _remote_query(
     fmt: str,
     names: dict[str, str],
 ) -> None:
+    from escap_kg.formats import RDF_FORMATS, RESULT_FORMATS, media_type
     from escap_kg.remote import remote_query
     from escap_kg.sparql import scan
 
     graph_form = scan(text).form in ("CONSTRUCT", "DESCRIBE")
-    accept = {
-        "csv": "text/csv",
-        "tsv": "text/tab-separated-values",
-        "json": "application/ld+json" if graph_form else "application/sparql-results+json",
-        "table": "application/n-triples" if graph_form else "application/sparql-results+json",
-    }[fmt]
-    if graph_form and fmt in ("csv", "tsv"):
-        accept = "application/n-triples"
+    if graph_form:  # N-Triples, or JSON-LD for json
+        accept = media_type(RDF_FORMATS["jsonld" if fmt == "json" else "nt"])
+    else:  # SPARQL results: a table is read from the JSON results
+        accept = media_type(RESULT_FORMATS["json" if fmt == "table" else fmt])
     _, body = remote_query(endpoint, text, accept=accept, bindings=bindings)
     if fmt != "table" or graph_form:
         if fmt == "json" and not body.endswith(b"\n"):

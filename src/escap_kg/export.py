@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import pyoxigraph as ox
 
+from escap_kg.formats import RDF_FORMATS, media_type
 from escap_kg.iris import prefixes
 from escap_kg.settings import DEFAULT_BASE_IRI, Settings
 from escap_kg.store import DataError, KnowledgeGraph, source_files
@@ -29,15 +30,8 @@ class ExportFormat:
 
 
 EXPORT_FORMATS: dict[str, ExportFormat] = {
-    f.name: f
-    for f in (
-        ExportFormat("turtle", ".ttl", "text/turtle", ox.RdfFormat.TURTLE, False),
-        ExportFormat("nt", ".nt", "application/n-triples", ox.RdfFormat.N_TRIPLES, False),
-        ExportFormat("nquads", ".nq", "application/n-quads", ox.RdfFormat.N_QUADS, True),
-        ExportFormat("trig", ".trig", "application/trig", ox.RdfFormat.TRIG, True),
-        ExportFormat("jsonld", ".jsonld", "application/ld+json", ox.RdfFormat.JSON_LD, True),
-        ExportFormat("xml", ".rdf", "application/rdf+xml", ox.RdfFormat.RDF_XML, False),
-    )
+    name: ExportFormat(name, f".{fmt.file_extension}", media_type(fmt), fmt, fmt.supports_datasets)
+    for name, fmt in RDF_FORMATS.items()
 }
 
 

@@ -13,6 +13,7 @@ from typing import Literal
 
 import pyoxigraph as ox
 
+from escap_kg.formats import RESULT_FORMATS
 from escap_kg.inspection import RefusedError, known_prefixes, syntax_message, with_prologue
 from escap_kg.iris import is_iri, prefixes, shorten
 from escap_kg.settings import Settings
@@ -23,11 +24,6 @@ QUERY_FILE = re.compile(r"^(?P<number>\d{2})-(?P<slug>[a-z0-9]+(?:-[a-z0-9]+)*)\
 PARAM_LINE = re.compile(r"^#\+\s*param:\s*(?P<name>\w+)\s+(?P<kind>iri|literal)\b\s*(?P<doc>.*)$")
 
 OutputFormat = Literal["table", "csv", "tsv", "json"]
-RESULT_FORMATS: dict[str, ox.QueryResultsFormat] = {
-    "csv": ox.QueryResultsFormat.CSV,
-    "tsv": ox.QueryResultsFormat.TSV,
-    "json": ox.QueryResultsFormat.JSON,
-}
 
 
 class QueryError(Exception):

@@ -36,6 +36,7 @@ from escap_kg.engine import (
     build_engine,
 )
 from escap_kg.export import EXPORT_FORMATS, ExportFormat
+from escap_kg.formats import RDF_FORMATS, RESULT_FORMATS, media_type
 from escap_kg.http import ABORT, DELIVERED
 from escap_kg.iris import is_iri, prefixes
 from escap_kg.pages import add_page_routes
@@ -64,15 +65,18 @@ access_log = logging.getLogger("escap_kg.access")
 FORM = "application/x-www-form-urlencoded"
 SPARQL_QUERY = "application/sparql-query"
 SPARQL_UPDATE = "application/sparql-update"
-DESCRIPTION_TYPES = {
-    "text/turtle": "turtle",
-    "application/ld+json": "json-ld",
-    "application/rdf+xml": "xml",
-    "application/n-triples": "nt",
-    "text/html": "html",
+#: The media types of the service and dataset descriptions (rdflib writes each by that name);
+#: for a browser, the service description is the query page.
+DESCRIPTION_TYPES = [
+    *(media_type(RDF_FORMATS[name]) for name in ("turtle", "jsonld", "xml", "nt")),
+    "text/html",
+]
+#: The ``_format`` values of the catalogue API, and the media type each asks for.
+FORMAT_PARAMETER = {
+    **{name: media_type(fmt) for name, fmt in RESULT_FORMATS.items()},
+    **{name: media_type(RDF_FORMATS[name]) for name in ("turtle", "nt", "jsonld")},
 }
 DOWNLOADS = {spec.suffix.lstrip("."): spec for spec in EXPORT_FORMATS.values()}
-DOWNLOADS["nq"] = EXPORT_FORMATS["nquads"]
 
 
 def create_app(
@@ -679,7 +683,7 @@ async def _describe_service(request: Request, state: State) -> Response:
             graph = service_description(
                 stats.graphs, state.settings, endpoint, request_base(request)
             )
-            return graph.serialize(format=DESCRIPTION_TYPES[chosen], encoding="utf-8")
+            return graph.serialize(format=chosen, encoding="utf-8")
 
         return await asyncio.to_thread(build)
 
@@ -772,18 +776,9 @@ def _add_api_routes(app: FastAPI, state: State) -> None:
             bindings[name] = (declared[name].kind, value)
         accept = request.headers.get("accept")
         if fmt is not None:
-            formats = {
-                "json": "application/sparql-results+json",
-                "csv": "text/csv",
-                "tsv": "text/tab-separated-values",
-                "xml": "application/sparql-results+xml",
-                "turtle": "text/turtle",
-                "nt": "application/n-triples",
-                "jsonld": "application/ld+json",
-            }
-            if fmt not in formats:
-                raise ProtocolError(400, f"_format must be one of {', '.join(formats)}")
-            accept = formats[fmt]
+            if fmt not in FORMAT_PARAMETER:
+                raise ProtocolError(400, f"_format must be one of {', '.join(FORMAT_PARAMETER)}")
+            accept = FORMAT_PARAMETER[fmt]
         job = QueryJob(
             text=query.text,
             accept=accept,
@@ -890,7 +885,7 @@ def _add_download_routes(app: FastAPI, state: State) -> None:
 
             def build() -> bytes:
                 graph = describe_dataset(stats, state.settings, base, sizes)
-                return graph.serialize(format=DESCRIPTION_TYPES[chosen], encoding="utf-8")
+                return graph.serialize(format=chosen, encoding="utf-8")
 
             return await asyncio.to_thread(build)
 

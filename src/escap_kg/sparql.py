@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from escap_kg.formats import GRAPH_FORMATS, RESULT_FORMATS, offers
 from escap_kg.iris import is_http_iri
 
 QUERY_FORMS = ("SELECT", "ASK", "CONSTRUCT", "DESCRIBE")
@@ -449,28 +450,11 @@ def add_using_clauses(text: str, tokens: list[Token], default: list[str], named:
 
 # Content negotiation ------------------------------------------------------------------------
 
-#: Media types a SELECT or ASK answer can be written in, server preference first.
-RESULT_TYPES: dict[str, str] = {
-    "application/sparql-results+json": "json",
-    "application/sparql-results+xml": "xml",
-    "text/csv": "csv",
-    "text/tab-separated-values": "tsv",
-    "application/json": "json",
-    "application/xml": "xml",
-    "text/xml": "xml",
-}
+#: Media types a SELECT or ASK answer can be written in (-> format name), server preference first.
+RESULT_TYPES: dict[str, str] = offers(RESULT_FORMATS, "results")
 
 #: Media types a CONSTRUCT or DESCRIBE answer can be written in, server preference first.
-GRAPH_TYPES: dict[str, str] = {
-    "text/turtle": "turtle",
-    "application/n-triples": "nt",
-    "application/rdf+xml": "xml",
-    "application/ld+json": "jsonld",
-    "application/x-turtle": "turtle",
-    "text/plain": "nt",
-    "application/json": "jsonld",
-    "application/xml": "xml",
-}
+GRAPH_TYPES: dict[str, str] = offers(GRAPH_FORMATS, "graph")
 
 
 @dataclass(frozen=True)

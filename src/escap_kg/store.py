@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyoxigraph as ox
 
+from escap_kg.formats import file_formats
 from escap_kg.settings import DEFAULT_BASE_IRI, Settings
 from escap_kg.sparql import engine_position
 
@@ -23,19 +24,8 @@ if TYPE_CHECKING:
 # The TBox files served beside the data; shapes.ttl is for validation only and is not served.
 ONTOLOGY_FILES = ("escap-kg.ttl", "vocabularies.ttl", "themes.ttl")
 
-FORMATS: dict[str, ox.RdfFormat] = {
-    ".ttl": ox.RdfFormat.TURTLE,
-    ".turtle": ox.RdfFormat.TURTLE,
-    ".nt": ox.RdfFormat.N_TRIPLES,
-    ".nq": ox.RdfFormat.N_QUADS,
-    ".trig": ox.RdfFormat.TRIG,
-    ".rdf": ox.RdfFormat.RDF_XML,
-    ".owl": ox.RdfFormat.RDF_XML,
-    ".xml": ox.RdfFormat.RDF_XML,
-    ".jsonld": ox.RdfFormat.JSON_LD,
-    ".json": ox.RdfFormat.JSON_LD,
-    ".n3": ox.RdfFormat.N3,
-}
+#: File suffix -> the RDF syntax of files we read.
+FORMATS: dict[str, ox.RdfFormat] = file_formats()
 
 
 class DataError(Exception):

@@ -12,6 +12,8 @@ from fastapi.responses import HTMLResponse, PlainTextResponse
 from fastapi.routing import APIRoute
 
 from escap_kg.citation import cite
+from escap_kg.export import EXPORT_FORMATS
+from escap_kg.formats import PAGE_FORMATS
 from escap_kg.iris import ONTOLOGY_IRI
 from escap_kg.pages import jsonld, svg
 from escap_kg.pages.catalogue import CataloguePages
@@ -49,19 +51,12 @@ RESOURCE_ROUTE = "/id/{kind}/{slug}"
 GRAPH_CONTENT_LIMIT = 10_000
 #: Resources listed per graph page.
 GRAPH_SUBJECT_LIMIT = 300
-FORMAT_NAMES = {
-    "ttl": "Turtle",
-    "jsonld": "JSON-LD",
-    "nt": "N-Triples",
-    "rdf": "RDF/XML",
-}
+#: The RDF variants of a page: file suffix and the syntax's name.
+FORMAT_NAMES = {fmt.file_extension: fmt.name for fmt in PAGE_FORMATS.values()}
+#: The downloads of the whole graph: file suffix, media type and the syntax's name.
 DOWNLOADS = [
-    ("ttl", "text/turtle", "Turtle"),
-    ("nt", "application/n-triples", "N-Triples"),
-    ("nq", "application/n-quads", "N-Quads"),
-    ("trig", "application/trig", "TriG"),
-    ("jsonld", "application/ld+json", "JSON-LD"),
-    ("rdf", "application/rdf+xml", "RDF/XML"),
+    (spec.suffix.lstrip("."), spec.media_type, spec.rdf_format.name)
+    for spec in EXPORT_FORMATS.values()
 ]
 HOME_DESCRIPTION = (
     "A knowledge graph of the work of the United Nations Economic and Social Commission for "

@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
+from escap_kg.formats import PAGE_FORMATS, media_type
 from escap_kg.iris import ONTOLOGY_IRI, RESOURCE_KINDS, VOCABULARY_PREFIXES, is_http_iri, shorten
 
 RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
@@ -31,10 +32,7 @@ LINKABLE = re.compile(r"(?:https?://[^/?#]|mailto:.)")
 
 #: Suffixes that ask for one RDF syntax without an Accept header, and the media type each gives.
 SUFFIX_TYPES: dict[str, str] = {
-    "ttl": "text/turtle",
-    "jsonld": "application/ld+json",
-    "nt": "application/n-triples",
-    "rdf": "application/rdf+xml",
+    **{fmt.file_extension: media_type(fmt) for fmt in PAGE_FORMATS.values()},
     "html": "text/html",
 }
 
