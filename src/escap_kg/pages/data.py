@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyoxigraph as ox
 
+from escap_kg.namespaces import EKG as EKG_TERM
 from escap_kg.pages.terms import (
     DCTERMS,
     EKG,
@@ -86,14 +87,14 @@ CLASS_WORDS: dict[str, str] = {
 # Properties whose values are texts worth showing under the title of a page.
 TEXT_PROPERTIES = (
     f"{SKOS}definition",
-    f"{EKG}statement",
-    f"{EKG}objective",
-    f"{EKG}keyIssue",
+    str(EKG_TERM.statement),
+    str(EKG_TERM.objective),
+    str(EKG_TERM.keyIssue),
     f"{RDFS}comment",
     f"{DCTERMS}description",
 )
 # Resources that stand for a link or a role rather than a thing: left out of the diagrams.
-PLUMBING_CLASSES = (f"{EKG}Alignment", f"{EKG}Participation")
+PLUMBING_CLASSES = (str(EKG_TERM.Alignment), str(EKG_TERM.Participation))
 ROLE_ORDER = ("joint-organiser", "organiser", "cooperation-partner", "associated")
 
 
@@ -621,8 +622,8 @@ class SiteData:
                     _period(start) if isinstance(start, ox.Literal) else None,
                     _period(end) if isinstance(end, ox.Literal) else None,
                 )
-                own = sorted(t for t in item["types"] if t != f"{EKG}Activity")
-                kind = class_words(own[0] if own else f"{EKG}Activity", vocabulary)
+                own = sorted(t for t in item["types"] if t != str(EKG_TERM.Activity))
+                kind = class_words(own[0] if own else str(EKG_TERM.Activity), vocabulary)
                 activities.append(
                     Activity(
                         iri,
@@ -666,7 +667,7 @@ class SiteData:
             choice = min(stated, key=_role_rank) if stated else implied[0]
             item = names[agent]
             label = short_name(item["label"] or self.paths.slug_words(agent), item["alts"])
-            kind = "country" if f"{EKG}Country" in item["types"] else "organization"
+            kind = "country" if str(EKG_TERM.Country) in item["types"] else "organization"
             node = Node(agent, label, self.paths.path(agent), kind)
             result[activity].append((node, choice))
         for agents in result.values():
@@ -1058,7 +1059,7 @@ def _role_rank(key: str) -> int:
 
 
 def _is_alignment(types: set[str]) -> bool:
-    return f"{EKG}Alignment" in types
+    return str(EKG_TERM.Alignment) in types
 
 
 def _plumbing(types: set[str]) -> bool:

@@ -7,32 +7,33 @@ from typing import Any
 
 import pyoxigraph as ox
 
+from escap_kg.namespaces import EKG as EKG_TERM
 from escap_kg.pages.data import Resource
-from escap_kg.pages.terms import DCTERMS, EKG, ORG, PROV, RDFS, SCHEMA, SKOS, dataset_of, safe_href
+from escap_kg.pages.terms import DCTERMS, ORG, PROV, RDFS, SCHEMA, SKOS, dataset_of, safe_href
 
 Json = dict[str, Any]
 
 # Our classes (and reused ones) as schema.org types, most specific first.
 SCHEMA_TYPES: tuple[tuple[str, str], ...] = (
-    (f"{EKG}Conference", "Event"),
-    (f"{EKG}ExpertGroupMeeting", "Event"),
-    (f"{EKG}Seminar", "Event"),
-    (f"{EKG}Activity", "Event"),
+    (str(EKG_TERM.Conference), "Event"),
+    (str(EKG_TERM.ExpertGroupMeeting), "Event"),
+    (str(EKG_TERM.Seminar), "Event"),
+    (str(EKG_TERM.Activity), "Event"),
     (f"{SCHEMA}EventSeries", "EventSeries"),
-    (f"{EKG}Country", "Country"),
+    (str(EKG_TERM.Country), "Country"),
     (f"{ORG}FormalOrganization", "Organization"),
     (f"{PROV}Organization", "Organization"),
-    (f"{EKG}ActorGroup", "Audience"),
-    (f"{EKG}PlanOfAction", "CreativeWork"),
-    (f"{EKG}Recommendation", "CreativeWork"),
-    (f"{EKG}PlannedWork", "CreativeWork"),
-    (f"{EKG}Finding", "Claim"),
-    (f"{EKG}MeetingReport", "Report"),
-    (f"{EKG}BackgroundPaper", "CreativeWork"),
-    (f"{EKG}Document", "CreativeWork"),
-    (f"{EKG}SourceDocument", "CreativeWork"),
-    (f"{EKG}SourceParagraph", "CreativeWork"),
-    (f"{EKG}Region", "Place"),
+    (str(EKG_TERM.ActorGroup), "Audience"),
+    (str(EKG_TERM.PlanOfAction), "CreativeWork"),
+    (str(EKG_TERM.Recommendation), "CreativeWork"),
+    (str(EKG_TERM.PlannedWork), "CreativeWork"),
+    (str(EKG_TERM.Finding), "Claim"),
+    (str(EKG_TERM.MeetingReport), "Report"),
+    (str(EKG_TERM.BackgroundPaper), "CreativeWork"),
+    (str(EKG_TERM.Document), "CreativeWork"),
+    (str(EKG_TERM.SourceDocument), "CreativeWork"),
+    (str(EKG_TERM.SourceParagraph), "CreativeWork"),
+    (str(EKG_TERM.Region), "Place"),
     (f"{SCHEMA}Place", "Place"),
     (f"{SCHEMA}WebPage", "WebPage"),
     (f"{SKOS}ConceptScheme", "DefinedTermSet"),
@@ -131,14 +132,14 @@ def _same_as(resource: Resource) -> list[str]:
 
 
 def _subjects(resource: Resource) -> list[Json]:
-    return _refs(resource, f"{DCTERMS}subject", f"{EKG}keyAgendaItem", f"{EKG}focus")
+    return _refs(resource, f"{DCTERMS}subject", str(EKG_TERM.keyAgendaItem), str(EKG_TERM.focus))
 
 
 def _event(resource: Resource, data: Json) -> None:
     _first(data, "startDate", _literals(resource, f"{SCHEMA}startDate"))
     _first(data, "endDate", _literals(resource, f"{SCHEMA}endDate"))
     _put(data, "organizer", _refs(resource, f"{SCHEMA}organizer"))
-    _put(data, "contributor", _refs(resource, f"{EKG}partner"))
+    _put(data, "contributor", _refs(resource, str(EKG_TERM.partner)))
     _put(data, "location", _refs(resource, f"{SCHEMA}location", f"{DCTERMS}spatial"))
     _put(data, "superEvent", _refs(resource, f"{SCHEMA}superEvent"))
     _put(data, "about", _subjects(resource), many=True)
@@ -159,12 +160,12 @@ def _defined_term_set(resource: Resource, data: Json) -> None:
 
 
 def _creative_work(resource: Resource, data: Json) -> None:
-    _first(data, "text", _literals(resource, f"{EKG}statement"))
+    _first(data, "text", _literals(resource, str(EKG_TERM.statement)))
     _put(data, "about", _subjects(resource), many=True)
     _put(data, "hasPart", _refs(resource, f"{DCTERMS}hasPart"), many=True)
     _put(data, "isPartOf", _refs(resource, f"{DCTERMS}isPartOf"))
     _first(data, "position", _literals(resource, f"{SCHEMA}position"))
-    _put(data, "audience", _refs(resource, f"{EKG}addressedTo"))
+    _put(data, "audience", _refs(resource, str(EKG_TERM.addressedTo)))
 
 
 #: The properties each schema.org type adds to the common ones (name, description, sameAs).

@@ -9,6 +9,7 @@ from datetime import date
 
 from escap_kg.formats import PAGE_FORMATS, media_type
 from escap_kg.iris import ONTOLOGY_IRI, RESOURCE_KINDS, VOCABULARY_PREFIXES, is_http_iri, shorten
+from escap_kg.namespaces import EKG as EKG_TERM
 
 RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
 RDFS = "http://www.w3.org/2000/01/rdf-schema#"
@@ -131,19 +132,19 @@ INVERSE_WORDS: dict[str, str] = {
     f"{ORG}transitiveSubOrganizationOf": "has within it",
     f"{ORG}originalOrganization": "original organisation in",
     f"{ORG}resultingOrganization": "resulting organisation of",
-    f"{EKG}preparatoryTo": "prepared by",
-    f"{EKG}followUpOf": "followed up by",
-    f"{EKG}adoptedAt": "adopted here",
-    f"{EKG}noted": "noted by",
-    f"{EKG}addressedTo": "addressee of",
-    f"{EKG}inCooperationWith": "named to cooperate in",
-    f"{EKG}partner": "partner of",
-    f"{EKG}plannedWork": "announced at",
-    f"{EKG}presentedAsBackgroundDocumentAt": "background document",
-    f"{EKG}focus": "focus of",
-    f"{EKG}keyAgendaItem": "key agenda item of",
-    f"{EKG}confidence": "confidence of",
-    f"{EKG}availableFrom": "page of",
+    str(EKG_TERM.preparatoryTo): "prepared by",
+    str(EKG_TERM.followUpOf): "followed up by",
+    str(EKG_TERM.adoptedAt): "adopted here",
+    str(EKG_TERM.noted): "noted by",
+    str(EKG_TERM.addressedTo): "addressee of",
+    str(EKG_TERM.inCooperationWith): "named to cooperate in",
+    str(EKG_TERM.partner): "partner of",
+    str(EKG_TERM.plannedWork): "announced at",
+    str(EKG_TERM.presentedAsBackgroundDocumentAt): "background document",
+    str(EKG_TERM.focus): "focus of",
+    str(EKG_TERM.keyAgendaItem): "key agenda item of",
+    str(EKG_TERM.confidence): "confidence of",
+    str(EKG_TERM.availableFrom): "page of",
 }
 
 MONTHS = tuple(calendar.month_name)
