@@ -208,6 +208,13 @@ def _vocabulary_query(ontology_graph: str) -> str:
 }}"""
 
 
+def _class_parents_query(ontology_graph: str) -> str:
+    return f"""SELECT ?c ?super WHERE {{
+  GRAPH {iri_ref(ontology_graph)} {{ ?c rdfs:subClassOf ?super }}
+  FILTER(isIRI(?c) && isIRI(?super))
+}}"""
+
+
 GRAPHS_QUERY = """SELECT ?g ?label ?source ?sourceLabel ?n WHERE {
   { SELECT DISTINCT ?g WHERE { GRAPH ?g { } } }
   OPTIONAL { ?g rdfs:label ?label }
@@ -540,6 +547,19 @@ class SiteData:
             return labels
 
         result: dict[str, str] = await self._cached("vocabulary", make)
+        return result
+
+    async def class_parents(self) -> dict[str, set[str]]:
+        """The direct superclasses of each class, as the ontology states them."""
+
+        async def make() -> dict[str, set[str]]:
+            rows = await select(self.state, _class_parents_query(self.ontology_graph))
+            parents: dict[str, set[str]] = defaultdict(set)
+            for row in rows:
+                parents[row["c"].value].add(row["super"].value)
+            return dict(parents)
+
+        result: dict[str, set[str]] = await self._cached("class parents", make)
         return result
 
     async def graphs(self) -> dict[str, GraphInfo]:

@@ -259,7 +259,8 @@ class Pages:
             label = iri.rsplit("/", 1)[-1]
             resource = _empty_resource(iri, label, self.paths)
         page_url = str(request.url.replace(query="", fragment=""))
-        data = jsonld.resource_jsonld(resource, page_url)
+        schema = jsonld.SchemaTypes(await site.class_parents())
+        data = jsonld.resource_jsonld(resource, page_url, schema)
         if content is not None:
             data["@type"] = "Dataset"
             data["license"] = "https://creativecommons.org/licenses/by/4.0/"
