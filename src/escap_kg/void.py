@@ -12,6 +12,7 @@ from escap_kg import __version__
 from escap_kg.entailment import stated
 from escap_kg.export import EXPORT_FORMATS
 from escap_kg.iris import ONTOLOGY_IRI, prefixes
+from escap_kg.links import LINKED_DATASETS
 from escap_kg.settings import Settings
 
 SD = rdflib.Namespace("http://www.w3.org/ns/sparql-service-description#")
@@ -29,13 +30,7 @@ SOURCE_SLUG = "escap-migration-activities"
 
 #: Datasets we link to: the namespace their IRIs start with, and a landing IRI for VoID.
 LINK_TARGETS: dict[str, tuple[str, str]] = {
-    "wikidata": ("http://www.wikidata.org/entity/", "https://www.wikidata.org/"),
-    "unbis": ("http://metadata.un.org/thesaurus/", "http://metadata.un.org/thesaurus/"),
-    "m49": (
-        "http://metadata.un.org/sdg/codes/geoArea/",
-        "https://unstats.un.org/unsd/methodology/m49/",
-    ),
-    "sdg": ("http://metadata.un.org/sdg/", "http://metadata.un.org/sdg/"),
+    d.key: (d.namespace, d.landing) for d in LINKED_DATASETS
 }
 LINK_PREDICATES = ("exactMatch", "closeMatch", "broadMatch", "narrowMatch", "relatedMatch")
 

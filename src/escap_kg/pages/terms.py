@@ -9,6 +9,7 @@ from datetime import date
 
 from escap_kg.formats import PAGE_FORMATS, media_type
 from escap_kg.iris import ONTOLOGY_IRI, RESOURCE_KINDS, VOCABULARY_PREFIXES, is_http_iri, shorten
+from escap_kg.links import LINKED_DATASETS
 from escap_kg.namespaces import EKG as EKG_TERM
 
 RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
@@ -38,11 +39,9 @@ SUFFIX_TYPES: dict[str, str] = {
 }
 
 #: Datasets we link to, by namespace; the most specific namespace is looked up first.
-DATASETS: tuple[tuple[str, str, str], ...] = (
-    ("http://metadata.un.org/sdg/codes/geoArea/", "UN M49", "UN M49 area"),
-    ("http://metadata.un.org/sdg/", "SDG", "SDG"),
-    ("http://metadata.un.org/thesaurus/", "UNBIS Thesaurus", "UNBIS Thesaurus"),
-    ("http://www.wikidata.org/entity/", "Wikidata", "Wikidata"),
+DATASETS: tuple[tuple[str, str, str], ...] = tuple(
+    (d.namespace, d.name, d.short)
+    for d in sorted(LINKED_DATASETS, key=lambda d: len(d.namespace), reverse=True)
 )
 
 # Plain words for reused properties whose local name reads badly or means something else here.
