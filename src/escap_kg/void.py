@@ -14,6 +14,7 @@ from escap_kg.export import EXPORT_FORMATS
 from escap_kg.iris import ONTOLOGY_IRI, prefixes
 from escap_kg.links import LINKED_DATASETS
 from escap_kg.settings import Settings
+from escap_kg.stats import CLASS_COUNTS
 
 SD = rdflib.Namespace("http://www.w3.org/ns/sparql-service-description#")
 FORMATS = rdflib.Namespace("http://www.w3.org/ns/formats/")
@@ -123,10 +124,7 @@ STATS_QUERIES: dict[str, str] = {
         f"SELECT (COUNT(*) AS ?n) WHERE {{ SELECT DISTINCT ?s ?p ?o WHERE {{ {stated()} }} }}"
     ),
     "subjects": f"SELECT (COUNT(DISTINCT ?s) AS ?n) WHERE {{ {stated()} }}",
-    "classes": (
-        "SELECT ?class (COUNT(DISTINCT ?s) AS ?n) "
-        f"WHERE {{ {stated('?s a ?class')} FILTER(isIRI(?class)) }} GROUP BY ?class"
-    ),
+    "classes": CLASS_COUNTS,
     "issued": f"SELECT ?created WHERE {{ <{ONTOLOGY_IRI}> <{DCTERMS.created}> ?created }}",
     "graphs": "SELECT ?graph (COUNT(*) AS ?n) WHERE { GRAPH ?graph { ?s ?p ?o } } GROUP BY ?graph",
     "links": (
