@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import pyoxigraph as ox
 
 from escap_kg.formats import RDF_FORMATS, media_type
-from escap_kg.iris import prefixes
+from escap_kg.iris import prefixes, used_prefixes
 from escap_kg.settings import DEFAULT_BASE_IRI, Settings
 from escap_kg.store import DataError, KnowledgeGraph, source_files
 
@@ -33,12 +33,6 @@ EXPORT_FORMATS: dict[str, ExportFormat] = {
     name: ExportFormat(name, f".{fmt.file_extension}", media_type(fmt), fmt, fmt.supports_datasets)
     for name, fmt in RDF_FORMATS.items()
 }
-
-
-def used_prefixes(iris: Iterable[str], table: Mapping[str, str]) -> dict[str, str]:
-    """The entries of ``table`` whose namespace some IRI starts with."""
-    iris = list(iris)
-    return {p: ns for p, ns in sorted(table.items()) if any(i.startswith(ns) for i in iris)}
 
 
 def _iris(terms: Iterable[object]) -> set[str]:

@@ -3,6 +3,8 @@ IRIs with it."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+
 import pyoxigraph as ox
 
 ONTOLOGY_IRI = "https://w3id.org/escap-kg/ontology"
@@ -87,6 +89,12 @@ def prefixes(base_iri: str) -> dict[str, str]:
     for kind in RESOURCE_KINDS:
         table[kind] = f"{base_iri}id/{kind}/"
     return table
+
+
+def used_prefixes(iris: Iterable[str], table: Mapping[str, str]) -> dict[str, str]:
+    """The entries of ``table`` whose namespace some IRI starts with, sorted by prefix."""
+    iris = list(iris)
+    return {p: ns for p, ns in sorted(table.items()) if any(i.startswith(ns) for i in iris)}
 
 
 def shorten(iri: str, table: dict[str, str]) -> str:

@@ -14,8 +14,15 @@ import httpx
 import pyoxigraph as ox
 
 from escap_kg.inspection import RefusedError, inspect_query
-from escap_kg.jobs import Answer, EngineError, QueryJob, UpdateJob
-from escap_kg.sparql import GRAPH_TYPES, RESULT_TYPES, SparqlTextError, engine_position, scan
+from escap_kg.jobs import BUFFER, CHUNK, Answer, EngineError, QueryJob, UpdateJob
+from escap_kg.sparql import (
+    GRAPH_TYPES,
+    RESULT_TYPES,
+    SparqlTextError,
+    engine_position,
+    parse_media_type,
+    scan,
+)
 from escap_kg.store import KnowledgeGraph
 
 #: A value bound to a query variable.
@@ -29,9 +36,6 @@ PUT_OK = frozenset({200, 201, 204})
 N_TRIPLES = "application/n-triples"
 #: Triples serialised per chunk of a PUT body.
 TRIPLES_PER_CHUNK = 10_000
-#: An answer up to this size is returned whole; a larger one streams (as the local engine does).
-BUFFER = 1024 * 1024
-CHUNK = 64 * 1024
 #: How much of an upstream error body goes into our message.
 EXCERPT = 300
 
@@ -188,10 +192,6 @@ def _form(
     if named_graphs:
         form["named-graph-uri"] = list(named_graphs)
     return form
-
-
-def _media_type(content_type: str | None) -> str:
-    return (content_type or "").split(";", 1)[0].strip().lower()
 
 
 # Publishing -------------------------------------------------------------------------------------
@@ -538,7 +538,7 @@ class RemoteEngine:
             if not response.is_success:
                 detail = await self._read_error(response, deadline)
                 raise self._upstream_error(response, detail, len(prefix))
-            answered = _media_type(response.headers.get("content-type"))
+            answered = parse_media_type(response.headers.get("content-type"))[0]
             if answered and names.get(answered) != job.result_format:
                 raise EngineError(
                     502,
@@ -608,7 +608,7 @@ class RemoteEngine:
             async with asyncio.timeout_at(deadline):
                 async for chunk in response.aiter_bytes(CHUNK):
                     parts.append(chunk)
-                    if sum(map(len, parts)) > 64 * 1024:
+                    if sum(map(len, parts)) > CHUNK:
                         break
         except (TimeoutError, httpx.HTTPError, httpx.StreamError):
             pass

@@ -53,7 +53,7 @@ from escap_kg.service import (
     search_hits,
 )
 from escap_kg.settings import Settings
-from escap_kg.sparql import negotiate
+from escap_kg.sparql import negotiate, parse_media_type
 from escap_kg.store import KnowledgeGraph
 
 if TYPE_CHECKING:
@@ -505,17 +505,6 @@ def _parse_pairs(text: str, what: str) -> dict[str, list[str]]:
     return params
 
 
-def _media_type(header: str | None) -> tuple[str, dict[str, str]]:
-    if not header:
-        return "", {}
-    main, *rest = header.split(";")
-    options = {}
-    for item in rest:
-        key, _, value = item.partition("=")
-        options[key.strip().lower()] = value.strip().strip('"').lower()
-    return main.strip().lower(), options
-
-
 async def parse_operation(request: Request, settings: Settings) -> Operation:
     """Read a SPARQL protocol request (GET, POST form, POST direct) into an :class:`Operation`."""
     url_params = _parse_pairs(request.url.query, "query string")
@@ -523,7 +512,7 @@ async def parse_operation(request: Request, settings: Settings) -> Operation:
         if "update" in url_params:
             raise ProtocolError(400, "a SPARQL update must be sent with POST, not GET")
         return _single(Operation(params=url_params))
-    media, options = _media_type(request.headers.get("content-type"))
+    media, options = parse_media_type(request.headers.get("content-type"))
     charset = options.get("charset", "utf-8")
     if media in (FORM, SPARQL_QUERY, SPARQL_UPDATE) and charset not in ("utf-8", "utf8"):
         raise ProtocolError(400, f"charset {charset!r} is not supported; send UTF-8")

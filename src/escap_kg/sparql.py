@@ -476,6 +476,19 @@ class MediaRange:
         return 3 if (self.type, self.subtype) == (main, sub) else 0
 
 
+def parse_media_type(header: str | None) -> tuple[str, dict[str, str]]:
+    """A Content-Type header as its media type and parameters, all lowercase
+    (``text/csv; charset=UTF-8`` -> ``("text/csv", {"charset": "utf-8"})``)."""
+    if not header:
+        return "", {}
+    main, *rest = header.split(";")
+    options = {}
+    for item in rest:
+        key, _, value = item.partition("=")
+        options[key.strip().lower()] = value.strip().strip('"').lower()
+    return main.strip().lower(), options
+
+
 def parse_accept(header: str | None) -> list[MediaRange]:
     """Parse an Accept header; malformed entries are skipped, as RFC 9110 allows."""
     ranges = []

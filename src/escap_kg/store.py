@@ -74,7 +74,8 @@ def rdf_format(path: Path) -> ox.RdfFormat:
     raise DataError(path, f"unknown RDF file type; expected one of {known} (optionally .gz)")
 
 
-def _stem(path: Path) -> str:
+def file_stem(path: Path) -> str:
+    """The name of a file without its suffix (nor ``.gz``): the last segment of its graph IRI."""
     name = path.name
     if name.lower().endswith(".gz"):
         name = name[:-3]
@@ -86,14 +87,14 @@ def source_files(settings: Settings) -> list[SourceFile]:
     files: list[SourceFile] = []
     for name in ONTOLOGY_FILES:
         path = settings.ontology_dir / name
-        files.append(SourceFile(path, settings.graph_base + _stem(path), "ontology"))
+        files.append(SourceFile(path, settings.graph_base + file_stem(path), "ontology"))
     if not settings.data_dir.is_dir():
         raise DataError(settings.data_dir, "data folder not found")
     for path in sorted(settings.data_dir.rglob("*.ttl")):
-        files.append(SourceFile(path, settings.graph_base + _stem(path), "data"))
+        files.append(SourceFile(path, settings.graph_base + file_stem(path), "data"))
     for path in settings.extra_files:
         files.append(
-            SourceFile(Path(path), f"{settings.graph_base}extra/{_stem(Path(path))}", "extra")
+            SourceFile(Path(path), f"{settings.graph_base}extra/{file_stem(Path(path))}", "extra")
         )
     seen: dict[str, Path] = {}
     for sf in files:

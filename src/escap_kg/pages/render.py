@@ -13,7 +13,7 @@ from markupsafe import Markup
 
 from escap_kg.formats import ALIASES as FORMAT_ALIASES
 from escap_kg.formats import PAGE_FORMATS, RDF_FORMATS, canonical, media_type
-from escap_kg.iris import prefixes
+from escap_kg.iris import prefixes, used_prefixes
 
 #: The Jinja2 templates of the pages and the query UI.
 TEMPLATES_DIR: Path = Path(__file__).resolve().parents[1] / "templates"
@@ -81,22 +81,13 @@ def serialize(nt: bytes, media_type: str, base_iri: str) -> bytes:
         graph.bind(prefix, namespace)
     graph.parse(data=nt.decode("utf-8"), format="nt")
     if media_type == JSON_LD:
-        used = _used_prefixes(graph, table)
+        used = used_prefixes(
+            (str(t) for triple in graph for t in triple if isinstance(t, rdflib.URIRef)), table
+        )
         text = graph.serialize(format=media_type, context=used, auto_compact=True)
     else:
         text = graph.serialize(format=media_type)
     return text.encode("utf-8")
-
-
-def _used_prefixes(graph: rdflib.Graph, table: dict[str, str]) -> dict[str, str]:
-    used: dict[str, str] = {}
-    for triple in graph:
-        for term in triple:
-            if isinstance(term, rdflib.URIRef):
-                for prefix, namespace in table.items():
-                    if str(term).startswith(namespace):
-                        used[prefix] = namespace
-    return dict(sorted(used.items()))
 
 
 __all__ = ["ALIASES", "RDF_SYNTAXES", "environment", "jsonld_block", "render", "serialize"]
