@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
-from escap_kg import __version__, entailment
+from escap_kg import __version__
 from escap_kg.iris import is_iri, prefixes, shorten
 from escap_kg.queries import (
     Query,
@@ -27,7 +27,7 @@ from escap_kg.queries import (
     bind,
     find_query,
     load_catalogue,
-    run,
+    run_as_served,
     serialize_result,
     to_table,
 )
@@ -215,9 +215,7 @@ def query(
             _remote_query(endpoint, text, bindings, fmt, prefixes(settings.base_iri))
             return
         _check_services(text, tuple(allow_service or ()))
-        kg = KnowledgeGraph.load(settings)
-        entailment.refresh(kg.store, entailment.entailed_graph(settings.base_iri))  # as served
-        result = run(kg, text, bindings)
+        result = run_as_served(settings, text, bindings)
         try:
             if fmt == "table":
                 _print_table(result, prefixes(settings.base_iri))

@@ -163,6 +163,18 @@ def run(
         raise QueryError(f"query failed: {err}") from None
 
 
+def run_as_served(
+    settings: Settings, text: str, bindings: Mapping[str, ox.NamedNode | ox.Literal] | None = None
+) -> ox.QuerySolutions | ox.QueryBoolean | ox.QueryTriples:
+    """Run SPARQL text over the graph of ``settings`` as the server serves it: loaded, with its
+    entailed graph (so a query for a class finds the instances of its subclasses too)."""
+    from escap_kg import entailment
+
+    kg = KnowledgeGraph.load(settings)
+    entailment.refresh(kg.store, entailment.entailed_graph(settings.base_iri))
+    return run(kg, text, bindings)
+
+
 @dataclass
 class Table:
     """A SELECT answer as plain strings, for printing and comparing."""
