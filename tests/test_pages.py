@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from escap_kg.pages import add_page_routes
+from escap_kg.pages.jsonld import OTHER_SCHEMA_TYPES, SchemaTypes
 from escap_kg.pages.render import jsonld_block
 from escap_kg.pages.terms import (
     Paths,
@@ -29,6 +30,7 @@ from escap_kg.server import create_app
 from escap_kg.settings import Settings
 from escap_kg.store import KnowledgeGraph
 from escap_kg.ui import STATIC_DIR
+from tests.conftest import ROOT as ROOT_DIR
 from tests.markup import parse
 
 BASE = "https://w3id.org/escap-kg/"
@@ -722,3 +724,53 @@ def test_pages_over_an_upstream_store(kg: KnowledgeGraph, tmp_path: Path) -> Non
             assert "4 activities" in parse(client.get("/").text).plain
             assert client.get("/ontology").status_code == 200
             assert client.get("/id/activity/no-such-activity").status_code == 404
+
+
+# schema.org types from the ontology -------------------------------------------------------------
+
+EKG_NS = "https://w3id.org/escap-kg/ontology#"
+
+
+def ontology_parents() -> dict[str, set[str]]:
+    graph = rdflib.Graph().parse(ROOT_DIR / "ontology" / "escap-kg.ttl", format="turtle")
+    parents: dict[str, set[str]] = {}
+    for child, parent in graph.subject_objects(rdflib.RDFS.subClassOf):
+        if isinstance(child, rdflib.URIRef) and isinstance(parent, rdflib.URIRef):
+            parents.setdefault(str(child), set()).add(str(parent))
+    return parents
+
+
+@pytest.mark.parametrize(
+    ("types", "expected"),
+    [
+        (["Seminar", "Activity", "http://www.w3.org/ns/prov#Activity", f"{SCHEMA}Event"], "Event"),
+        (["Conference"], "Event"),
+        (["MeetingReport", "Document", f"{SCHEMA}CreativeWork", f"{SCHEMA}Report"], "Report"),
+        (["BackgroundPaper", "Document"], "CreativeWork"),
+        (["Country", "http://www.w3.org/ns/prov#Agent"], "Country"),
+        (["Region", f"{SCHEMA}Place"], "Place"),
+        (["Finding", "http://www.w3.org/ns/prov#Entity"], "Claim"),
+        (["Recommendation", "http://www.w3.org/ns/prov#Plan"], "CreativeWork"),
+        (["ActorGroup"], "Audience"),
+        (["http://www.w3.org/ns/org#FormalOrganization"], "Organization"),
+        (["http://www.w3.org/2004/02/skos/core#Concept"], "DefinedTerm"),
+        ([f"{SCHEMA}EventSeries"], "EventSeries"),
+        (["Participation", "http://www.w3.org/ns/prov#Association"], "Thing"),
+        (["Alignment"], "Thing"),
+    ],
+)
+def test_schema_types_follow_the_ontology(types: list[str], expected: str) -> None:
+    schema = SchemaTypes(ontology_parents())
+    iris = [t if "/" in t else f"{EKG_NS}{t}" for t in types]
+    assert schema(iris) == expected
+
+
+def test_schema_types_are_stated_once() -> None:
+    """A class the ontology aligns with schema.org has no entry of its own in the table."""
+    schema = SchemaTypes(ontology_parents())
+    stated = {
+        cls
+        for cls, parents in schema.parents.items()
+        if any(p.startswith(SCHEMA) for p in {*parents, *schema.ancestors(cls)})
+    }
+    assert not stated & set(OTHER_SCHEMA_TYPES), "the ontology states these already"

@@ -14,11 +14,13 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from escap_kg.cli import app
-from escap_kg.iris import prefixes
+from escap_kg.iris import is_http_iri, is_iri, prefixes
+from escap_kg.namespaces import EKG
 from escap_kg.server import create_app
 from escap_kg.settings import Settings
 from escap_kg.sparql import scan
 from escap_kg.store import KnowledgeGraph
+from tests.conftest import ROOT
 
 TOKEN = "a-test-token-of-some-length"
 BASE = Settings().base_iri
@@ -294,3 +296,44 @@ def test_cli_error_positions_are_not_shifted() -> None:
     result = runner.invoke(app, ["query", "--sparql", SEMINARS[:-1]])
     assert result.exit_code == 2
     assert f"line 1, column {len(SEMINARS)}: unexpected end of the query" in result.output
+
+
+@pytest.mark.parametrize(
+    ("value", "iri", "http"),
+    [
+        ("https://w3id.org/escap-kg/id/activity/fifth-appc", True, True),
+        ("HTTP://example.org/", True, True),
+        ("urn:isbn:0451450523", True, False),
+        ("mailto:someone@example.org", True, False),
+        ("http://example.org/caf\u00e9", True, True),
+        ("http://", True, False),
+        ("http:///path", True, False),
+        ("id/activity/fifth-appc", False, False),
+        ("http://example.org/a b", False, False),
+        ("http://example.org/a>b", False, False),
+        ('http://example.org/a"b', False, False),
+        ("http://example.org/{x}", False, False),
+        ("http://example.org/%zz", False, False),
+        ("http://example.org/\x00", False, False),
+    ],
+)
+def test_what_an_iri_is(value: str, iri: bool, http: bool) -> None:
+    assert is_iri(value) is iri
+    assert is_http_iri(value) is http
+
+
+def test_the_closed_namespace_names_every_term_of_the_ontology_and_no_other() -> None:
+    ontology = rdflib.Graph().parse(ROOT / "ontology" / "escap-kg.ttl", format="turtle")
+    namespace = str(EKG._NS)
+    own = {
+        str(term).removeprefix(namespace)
+        for term in ontology.subjects()
+        if isinstance(term, rdflib.URIRef) and str(term).startswith(namespace)
+    }
+    declared = set(EKG.__annotations__)
+    assert declared == own, (
+        f"in namespaces.EKG but not the ontology: {sorted(declared - own)}; "
+        f"in the ontology but not namespaces.EKG: {sorted(own - declared)}"
+    )
+    with pytest.raises(AttributeError):
+        _ = EKG.Seminnar

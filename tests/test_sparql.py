@@ -20,6 +20,7 @@ from escap_kg.sparql import (
     MAX_TRIPLE_PATTERNS,
     SparqlTextError,
     add_using_clauses,
+    engine_position,
     scan,
 )
 from tests.ssrf_corpus import variants
@@ -306,3 +307,23 @@ def test_using_clauses_go_before_each_top_level_where_but_not_delete_where() -> 
 def test_tokens_keep_top_level_values_only() -> None:
     info = scan("SELECT * WHERE { VALUES ?x { 1 } } VALUES ?y { 2 }")
     assert [(t.text, t.depth) for t in info.tokens] == [("WHERE", 0), ("VALUES", 0)]
+
+
+def test_engine_positions_are_read_from_oxigraphs_own_messages() -> None:
+    with pytest.raises(SyntaxError) as query_error:
+        pyoxigraph.Store().query("PREFIX ex: <http://example.org/>\nSELECT * WHERE { ?s ?p }")
+    at = engine_position(str(query_error.value.args[0]))
+    assert at is not None
+    assert (at.line, at.column) == (2, 25)
+    assert at.detail.startswith("expected ")
+    with pytest.raises(SyntaxError) as file_error:
+        list(pyoxigraph.parse(b"<a> <b> .\n", format=pyoxigraph.RdfFormat.TURTLE))
+    at = engine_position(str(file_error.value.args[0]))
+    assert at is not None
+    assert (at.line, at.column) == (None, None)
+    assert at.detail == "No scheme found in an absolute IRI"
+    first_line = engine_position("error at 1:40: expected one of ...")
+    assert first_line is not None
+    assert first_line.column_after(30) == 10
+    assert first_line.column_after(50) == 40
+    assert engine_position("something else") is None

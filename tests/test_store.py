@@ -28,7 +28,8 @@ def test_shapes_are_not_served(kg: KnowledgeGraph) -> None:
 
 
 def test_union_default_graph(kg: KnowledgeGraph) -> None:
-    result = kg.query("SELECT (COUNT(*) AS ?n) WHERE { ?s ?p ?o }")
+    # A statement made in two paragraphs is in both graphs: the union has it once per graph.
+    result = kg.query("SELECT (COUNT(*) AS ?n) WHERE { SELECT DISTINCT ?s ?p ?o { ?s ?p ?o } }")
     assert isinstance(result, ox.QuerySolutions)
     n = int(next(iter(result))["n"].value)  # type: ignore[union-attr]
     assert n == len(kg.triples())

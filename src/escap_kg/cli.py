@@ -8,7 +8,6 @@ import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urljoin
@@ -20,21 +19,20 @@ from rich.console import Console
 from rich.table import Table
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
-from escap_kg import __version__, entailment
-from escap_kg.iris import prefixes, shorten
+from escap_kg import __version__
+from escap_kg.iris import is_iri, prefixes, shorten
 from escap_kg.queries import (
-    IRI_CHARS,
     Query,
     QueryError,
     bind,
     find_query,
     load_catalogue,
-    run,
+    run_as_served,
     serialize_result,
     to_table,
 )
 from escap_kg.settings import Settings
-from escap_kg.store import DataError, KnowledgeGraph, iter_files, rdf_format, source_files
+from escap_kg.store import DataError, KnowledgeGraph, iter_files
 
 #: Words for the values of options in the help, in place of Python type names.
 VALUE_WORDS = {"str": "TEXT", "int": "INTEGER", "float": "NUMBER", "path": "PATH", "Path": "PATH"}
@@ -262,9 +260,7 @@ def query(
         if user is not None:
             _fail("--user goes with --endpoint")
         _check_services(text, tuple(allow_service or ()))
-        kg = KnowledgeGraph.load(settings)
-        entailment.refresh(kg.store, entailment.entailed_graph(settings.base_iri))  # as served
-        result = run(kg, text, bindings)
+        result = run_as_served(settings, text, bindings)
         try:
             if fmt == "table":
                 _print_table(result, prefixes(settings.base_iri))
@@ -313,18 +309,15 @@ def _remote_query(
     names: dict[str, str],
     auth: Any = None,
 ) -> None:
+    from escap_kg.formats import RDF_FORMATS, RESULT_FORMATS, media_type
     from escap_kg.remote import remote_query
     from escap_kg.sparql import scan
 
     graph_form = scan(text).form in ("CONSTRUCT", "DESCRIBE")
-    accept = {
-        "csv": "text/csv",
-        "tsv": "text/tab-separated-values",
-        "json": "application/ld+json" if graph_form else "application/sparql-results+json",
-        "table": "application/n-triples" if graph_form else "application/sparql-results+json",
-    }[fmt]
-    if graph_form and fmt in ("csv", "tsv"):
-        accept = "application/n-triples"
+    if graph_form:  # N-Triples, or JSON-LD for json
+        accept = media_type(RDF_FORMATS["jsonld" if fmt == "json" else "nt"])
+    else:  # SPARQL results: a table is read from the JSON results
+        accept = media_type(RESULT_FORMATS["json" if fmt == "table" else fmt])
     _, body = remote_query(endpoint, text, accept=accept, bindings=bindings, auth=auth)
     if fmt != "table" or graph_form:
         if fmt == "json" and not body.endswith(b"\n"):
@@ -399,10 +392,10 @@ def _with_base(query: Query, values: dict[str, str], base: str) -> dict[str, str
     kinds = {p.name: p.kind for p in query.params}
     resolved = {}
     for name, value in values.items():
-        if kinds.get(name) == "iri" and value and not IRI_CHARS.match(value):
+        if kinds.get(name) == "iri" and value and not is_iri(value):
             joined = urljoin(base, value)
             # A value that does not resolve to an IRI is left as given, for the error to quote.
-            value = joined if IRI_CHARS.match(joined) else value
+            value = joined if is_iri(joined) else value
         resolved[name] = value
     return resolved
 
@@ -591,22 +584,11 @@ def format_command(
     ] = False,
 ) -> None:
     """Rewrite the ontology and data Turtle files in canonical form."""
-    from escap_kg.export import canonical_file
+    from escap_kg.export import format_files
 
     settings = _settings()
-    names = prefixes(Settings().base_iri)
-    changed = []
     with _errors():
-        paths = [sf.path for sf in source_files(replace(settings, extra_files=()))]
-        paths.append(settings.ontology_dir / "shapes.ttl")
-        for path in paths:
-            if not path.exists():
-                continue
-            text = canonical_file(path, names)
-            if path.read_text(encoding="utf-8") != text:
-                changed.append(path)
-                if not check:
-                    path.write_text(text, encoding="utf-8")
+        changed = format_files(settings, write=not check)
     verb = "not canonical" if check else "reformatted"
     for path in changed:
         _console().print(f"{verb}: {path}", markup=False)
@@ -889,84 +871,39 @@ def serve(
             max_connections=max_connections,
             cache_bytes=cache_bytes,
         )
-    if upstream is not None:
-        if db is not None or data or settings.update_token:
-            _fail("--upstream serves a remote store: it takes no --db, --data or update token")
-        from escap_kg.remote import RemoteEngine
+    from escap_kg.engine import InvalidGraphError, build_engine
 
+    try:
         with _errors():
-            remote = RemoteEngine(
-                upstream,
-                union_default_graph=upstream_union,
-                auth=_http_auth(None, upstream_auth, "ESCAP_KG_UPSTREAM_USER"),
+            built = build_engine(
+                settings,
+                upstream=upstream,
+                upstream_union=upstream_union,
+                upstream_auth=_http_auth(None, upstream_auth, "ESCAP_KG_UPSTREAM_USER"),
+                database=db,
+                launch=True,
+                check=True,
             )
+    except InvalidGraphError as err:
+        from escap_kg.validate import report_lines
+
+        console = _console(err=True)
+        for line in report_lines(err.report, err.kg):
+            console.print(f"escap-kg: invalid: {line}", markup=False)
+        console.print(f"escap-kg: error: {err}", markup=False)
+        raise typer.Exit(EXIT_INVALID) from None
+    try:
         from escap_kg.server import create_app
 
-        _run_server(
-            create_app(settings, engine=remote), settings, host, port, f"in front of {upstream}"
-        )
-        return
-    if db is not None:
-        if data:
-            _fail("--data adds files to the in-memory graph; add them to a store with `load`")
-        from escap_kg.database import WriterLock, open_for_serving, writer_lock
-        from escap_kg.server import create_app, local_engine
-
-        writer: WriterLock | None = None
-        try:
-            with _errors():
-                if settings.update_token:
-                    # The only writer while it runs: loads wait, a second such server is refused.
-                    writer = writer_lock(db, wait=False)
-                settings = replace(settings, database=open_for_serving(db))
-            # The workers open the store while the web framework is still being imported.
-            engine = local_engine(settings, settings.database or db)
-            engine.launch()
-
-            _run_server(
-                create_app(settings, engine=engine), settings, host, port, f"the store in {db}"
-            )
-        finally:
-            if writer is not None:
-                writer.release()
-        return
-    from escap_kg.server import create_app, local_engine
-    from escap_kg.validate import report_lines, validate_once
-
-    with _errors():
-        kg = KnowledgeGraph.load(replace(settings, extra_files=()))
-        # Files added for a session are loaded by the zygote alone, which names the file and
-        # line of a syntax error: this process neither parses them nor keeps a copy.
-        extras = [sf for sf in source_files(settings) if sf.kind == "extra"]
-        for sf in extras:
-            rdf_format(sf.path)
-            if not sf.path.is_file():
-                raise DataError(sf.path, "file not found")
-    # The zygote loads the graph while this process validates it and imports the web framework.
-    engine = local_engine(settings, kg.nquads(), extra=[(sf.path, sf.graph) for sf in extras])
-    engine.launch()
-    with _errors():
-        report = validate_once(kg)
-    if not report.ok:
-        engine.kill()
-        console = _console(err=True)
-        for line in report_lines(report, kg):
-            console.print(f"escap-kg: invalid: {line}", markup=False)
-        console.print(
-            f"escap-kg: error: the graph's own data has {len(report.violations)} violation(s); "
-            "not serving a graph that does not validate",
-            markup=False,
-        )
-        raise typer.Exit(EXIT_INVALID)
-    # Extra files may not parse: wait for the zygote to load them before serving, so an error
-    # ends the start naming the file. Our own graph has parsed already: no need to wait.
-    counted = _wait_for_loads(engine, [sf.path for sf in extras]) if extras else None
-    summary = (
-        f"{counted or 0:,} statements from {len(kg.files) + len(extras)} files, in memory"
-        if extras
-        else f"{len(kg):,} triples in {len(kg.files)} files, in memory"
-    )
-    _run_server(create_app(settings, engine=engine), settings, host, port, summary)
+        what = built.what
+        if built.loading:
+            # Extra files may not parse: wait for the zygote to load them before serving, so an
+            # error ends the start naming the file. Our own graph has parsed already.
+            what = built.loaded(_wait_for_loads(built.engine, built.loading))
+        application = create_app(built.settings, engine=built.engine)
+        _run_server(application, built.settings, host, port, what)
+    finally:
+        built.release()
 
 
 def _wait_for_loads(engine: Any, files: list[Path]) -> int | None:

@@ -31,7 +31,7 @@ from rdflib import RDF, RDFS, XSD, Literal, URIRef
 from rdflib.namespace import DCTERMS, PROV, SKOS
 
 from escap_kg.export import canonical_turtle
-from escap_kg.iris import prefixes
+from escap_kg.iris import SLUG, prefixes
 from escap_kg.reconcile import (
     TYPES,
     LocalSource,
@@ -94,7 +94,6 @@ ROLES = {
 T = {t.name: t.id for t in TYPES}
 AGENT_TYPES = (T["Organization"], T["Actor group"])
 STOP = frozenset({"a", "an", "and", "for", "in", "of", "on", "the", "to", "at", "with"})
-_SLUG = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 
 
 class TemplateError(Exception):
@@ -309,7 +308,7 @@ def _expand(name: str) -> str | None:
         return name
     prefix, sep, local = name.partition(":")
     table = prefixes(BASE)
-    if sep and prefix in table and _SLUG.match(local):
+    if sep and prefix in table and SLUG.match(local):
         return table[prefix] + local
     return None
 
@@ -385,7 +384,7 @@ def _source(
         return None
     slug = _expand(document)
     slug = slug[len(f"{ID}source/") :] if slug and slug.startswith(f"{ID}source/") else document
-    if not _SLUG.match(slug):
+    if not SLUG.match(slug):
         problems.append(f"{entry.where('document')}: {document!r} is not a document slug or IRI")
         return None
     title = entry.text("document_title")
@@ -461,7 +460,7 @@ def _entry(
     if kind not in KINDS or not title or start is None:
         return
     slug = entry.text("slug") or f"{KIND_SLUGS[kind]}-{str(start)[:4]}-{slugify(title)}"
-    if not _SLUG.match(slug):
+    if not SLUG.match(slug):
         raise ValueError(f"{entry.where('slug')}: {slug!r} is not a lowercase kebab-case slug")
     activity = URIRef(f"{ID}activity/{slug}")
     if str(activity) in seen:

@@ -20,7 +20,14 @@ import pyoxigraph as ox
 from escap_kg import entailment
 from escap_kg.search import INDEX_NAME, build_index
 from escap_kg.settings import DEFAULT_BASE_IRI, Settings
-from escap_kg.store import DataError, SourceFile, parse_file, rdf_format, source_files
+from escap_kg.store import (
+    DataError,
+    SourceFile,
+    file_stem,
+    parse_file,
+    rdf_format,
+    source_files,
+)
 
 STAGING = ".loading-"
 RETIRED = ".retired-"
@@ -389,7 +396,8 @@ def load(
     if include_embedded:
         sources = [sf for sf in sources if sf.kind != "extra"]
     extra = [
-        SourceFile(Path(p), f"{settings.graph_base}extra/{_stem(Path(p))}", "extra") for p in files
+        SourceFile(Path(p), f"{settings.graph_base}extra/{file_stem(Path(p))}", "extra")
+        for p in files
     ]
     _check_names(sources + extra)
     for sf in extra:
@@ -483,11 +491,6 @@ def _alive(pid: int) -> bool:
     except OSError:
         return True
     return True
-
-
-def _stem(path: Path) -> str:
-    name = path.name[:-3] if path.name.lower().endswith(".gz") else path.name
-    return name.rsplit(".", 1)[0]
 
 
 def _check_names(files: Sequence[SourceFile]) -> None:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pyoxigraph as ox
 
-from escap_kg.iris import prefixes
-from escap_kg.store import DataError, KnowledgeGraph
+from escap_kg.formats import RDF_FORMATS, media_type
+from escap_kg.iris import prefixes, used_prefixes
+from escap_kg.settings import DEFAULT_BASE_IRI, Settings
+from escap_kg.store import DataError, KnowledgeGraph, source_files
 
 if TYPE_CHECKING:
     import rdflib
@@ -28,22 +30,9 @@ class ExportFormat:
 
 
 EXPORT_FORMATS: dict[str, ExportFormat] = {
-    f.name: f
-    for f in (
-        ExportFormat("turtle", ".ttl", "text/turtle", ox.RdfFormat.TURTLE, False),
-        ExportFormat("nt", ".nt", "application/n-triples", ox.RdfFormat.N_TRIPLES, False),
-        ExportFormat("nquads", ".nq", "application/n-quads", ox.RdfFormat.N_QUADS, True),
-        ExportFormat("trig", ".trig", "application/trig", ox.RdfFormat.TRIG, True),
-        ExportFormat("jsonld", ".jsonld", "application/ld+json", ox.RdfFormat.JSON_LD, True),
-        ExportFormat("xml", ".rdf", "application/rdf+xml", ox.RdfFormat.RDF_XML, False),
-    )
+    name: ExportFormat(name, f".{fmt.file_extension}", media_type(fmt), fmt, fmt.supports_datasets)
+    for name, fmt in RDF_FORMATS.items()
 }
-
-
-def used_prefixes(iris: Iterable[str], table: Mapping[str, str]) -> dict[str, str]:
-    """The entries of ``table`` whose namespace some IRI starts with."""
-    iris = list(iris)
-    return {p: ns for p, ns in sorted(table.items()) if any(i.startswith(ns) for i in iris)}
 
 
 def _iris(terms: Iterable[object]) -> set[str]:
@@ -99,6 +88,25 @@ def canonical_turtle(graph: rdflib.Graph, table: Mapping[str, str]) -> str:
     for prefix, ns in used_prefixes(iris, table).items():
         out.bind(prefix, ns, override=True, replace=True)
     return out.serialize(format="longturtle")
+
+
+def format_files(settings: Settings, write: bool = True) -> list[Path]:
+    """The ontology, shapes and data files that are not in canonical Turtle; with ``write``,
+    each is rewritten in it. Extra files of the settings are never touched."""
+    table = prefixes(DEFAULT_BASE_IRI)
+    own = replace(settings, extra_files=())
+    paths = [sf.path for sf in source_files(own)]
+    paths.append(settings.ontology_dir / "shapes.ttl")
+    changed = []
+    for path in paths:
+        if not path.exists():
+            continue
+        text = canonical_file(path, table)
+        if path.read_text(encoding="utf-8") != text:
+            changed.append(path)
+            if write:
+                path.write_text(text, encoding="utf-8")
+    return changed
 
 
 def canonical_file(path: Path, table: Mapping[str, str]) -> str:

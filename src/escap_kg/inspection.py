@@ -22,6 +22,7 @@ from escap_kg.sparql import (
     Scan,
     SparqlTextError,
     add_using_clauses,
+    engine_position,
     negotiate,
     scan,
 )
@@ -160,7 +161,6 @@ def plain_message(err: BaseException) -> str:
     return _PATH.sub("<path>", str(err.args[0]) if err.args else str(err))
 
 
-_ENGINE_POSITION = re.compile(r"error at (?P<line>\d+):(?P<column>\d+): ")
 #: One item of Oxigraph's "expected one of ..." list: a quoted token, a character class in
 #: brackets (with quoted characters, which may be brackets), or a bare word such as a keyword.
 _EXPECTED_ITEM = re.compile(
@@ -180,16 +180,13 @@ def syntax_message(err: SyntaxError, text: str = "", shift: int = 0) -> str:
     Oxigraph's list of what it expected is cut short and its Unicode ranges said in words.
     """
     message = " ".join(plain_message(err).split())
-    match = _ENGINE_POSITION.match(message)
-    if match is None:
+    at = engine_position(message)
+    if at is None or at.line is None or at.column is None:
         return _cut(message)
-    line, column = int(match["line"]), int(match["column"])
-    detail = message[match.end() :]
+    detail = at.detail
     if detail.startswith("expected "):
-        detail = _expected(detail[len("expected ") :], text, line, column)
-    if line == 1 and column > shift:
-        column -= shift
-    return f"line {line}, column {column}: {_cut(detail)}"
+        detail = _expected(detail[len("expected ") :], text, at.line, at.column)
+    return f"line {at.line}, column {at.column_after(shift)}: {_cut(detail)}"
 
 
 def _expected(listed: str, text: str, line: int, column: int) -> str:

@@ -1,6 +1,12 @@
-"""IRIs and prefixes: the prefix table used across the project, and shortening IRIs with it."""
+"""IRIs and prefixes: what an IRI is, the prefix table used across the project, and shortening
+IRIs with it."""
 
 from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+
+import pyoxigraph as ox
 
 ONTOLOGY_IRI = "https://w3id.org/escap-kg/ontology"
 
@@ -56,6 +62,31 @@ RESOURCE_KINDS: tuple[str, ...] = (
 )
 
 
+#: A slug we mint: lowercase kebab-case, as the README asks of new IRIs.
+SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+
+
+def is_iri(value: str) -> bool:
+    """True for an absolute IRI as the engine reads one (RFC 3987; pyoxigraph checks it), which
+    is also safe between ``<`` and ``>`` in SPARQL and Turtle text."""
+    try:
+        ox.NamedNode(value)
+    except ValueError:
+        return False
+    return True
+
+
+def is_http_iri(value: str) -> bool:
+    """True for an absolute ``http`` or ``https`` IRI with a host."""
+    scheme, sep, rest = value.partition("://")
+    return (
+        bool(sep)
+        and scheme.lower() in ("http", "https")
+        and rest[:1] not in ("", "/", "?", "#")
+        and is_iri(value)
+    )
+
+
 def prefixes(base_iri: str) -> dict[str, str]:
     """All prefixes for a resource base: the vocabularies, ``graph:`` and one per resource kind."""
     table = dict(VOCABULARY_PREFIXES)
@@ -63,6 +94,12 @@ def prefixes(base_iri: str) -> dict[str, str]:
     for kind in RESOURCE_KINDS:
         table[kind] = f"{base_iri}id/{kind}/"
     return table
+
+
+def used_prefixes(iris: Iterable[str], table: Mapping[str, str]) -> dict[str, str]:
+    """The entries of ``table`` whose namespace some IRI starts with, sorted by prefix."""
+    iris = list(iris)
+    return {p: ns for p, ns in sorted(table.items()) if any(i.startswith(ns) for i in iris)}
 
 
 def shorten(iri: str, table: dict[str, str]) -> str:

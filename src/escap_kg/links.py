@@ -9,15 +9,61 @@ import pyoxigraph as ox
 
 from escap_kg.store import KnowledgeGraph
 
-#: The datasets we link to and the identifier patterns their publishers use.
-DATASETS: dict[str, re.Pattern[str]] = {
-    "Wikidata": re.compile(r"^http://www\.wikidata\.org/entity/Q[1-9]\d*$"),
-    "UNBIS Thesaurus": re.compile(r"^http://metadata\.un\.org/thesaurus/\d{7}$"),
-    "UN M49": re.compile(r"^http://metadata\.un\.org/sdg/codes/geoArea/\d{3}$"),
-    "SDG": re.compile(
-        r"^http://metadata\.un\.org/sdg/(?:\d{1,2}|\d{1,2}\.(?:\d{1,2}|[a-z])|C\d{6}|[A-Z][A-Z0-9_]+)$"
+
+@dataclass(frozen=True)
+class LinkedDataset:
+    """A dataset we link to: its key (in VoID linkset names), its name, the word shown before
+    one of its identifiers, the namespace of its IRIs, its home page (for VoID), and the form
+    its publisher gives identifiers."""
+
+    key: str
+    name: str
+    short: str
+    namespace: str
+    landing: str
+    pattern: re.Pattern[str]
+
+
+#: The datasets we link to (the one table of them: the pages, VoID and ``links`` read it).
+LINKED_DATASETS: tuple[LinkedDataset, ...] = (
+    LinkedDataset(
+        "wikidata",
+        "Wikidata",
+        "Wikidata",
+        "http://www.wikidata.org/entity/",
+        "https://www.wikidata.org/",
+        re.compile(r"^http://www\.wikidata\.org/entity/Q[1-9]\d*$"),
     ),
-}
+    LinkedDataset(
+        "unbis",
+        "UNBIS Thesaurus",
+        "UNBIS Thesaurus",
+        "http://metadata.un.org/thesaurus/",
+        "http://metadata.un.org/thesaurus/",
+        re.compile(r"^http://metadata\.un\.org/thesaurus/\d{7}$"),
+    ),
+    LinkedDataset(
+        "m49",
+        "UN M49",
+        "UN M49 area",
+        "http://metadata.un.org/sdg/codes/geoArea/",
+        "https://unstats.un.org/unsd/methodology/m49/",
+        re.compile(r"^http://metadata\.un\.org/sdg/codes/geoArea/\d{3}$"),
+    ),
+    LinkedDataset(
+        "sdg",
+        "SDG",
+        "SDG",
+        "http://metadata.un.org/sdg/",
+        "http://metadata.un.org/sdg/",
+        re.compile(
+            r"^http://metadata\.un\.org/sdg/"
+            r"(?:\d{1,2}|\d{1,2}\.(?:\d{1,2}|[a-z])|C\d{6}|[A-Z][A-Z0-9_]+)$"
+        ),
+    ),
+)
+#: The identifier form of each dataset we link to, by name.
+DATASETS: dict[str, re.Pattern[str]] = {d.name: d.pattern for d in LINKED_DATASETS}
 
 LINKS_QUERY = """
 PREFIX dcterms: <http://purl.org/dc/terms/>

@@ -23,6 +23,7 @@ class EKG(DefinedNamespace):
     Document: URIRef
     ExpertGroupMeeting: URIRef
     Finding: URIRef
+    MeetingRecommendations: URIRef
     MeetingReport: URIRef
     Participation: URIRef
     PlanOfAction: URIRef

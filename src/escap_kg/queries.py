@@ -13,22 +13,17 @@ from typing import Literal
 
 import pyoxigraph as ox
 
+from escap_kg.formats import RESULT_FORMATS
 from escap_kg.inspection import RefusedError, known_prefixes, syntax_message, with_prologue
-from escap_kg.iris import prefixes, shorten
+from escap_kg.iris import is_iri, prefixes, shorten
 from escap_kg.settings import Settings
 from escap_kg.sparql import SparqlTextError, scan
 from escap_kg.store import KnowledgeGraph
 
 QUERY_FILE = re.compile(r"^(?P<number>\d{2})-(?P<slug>[a-z0-9]+(?:-[a-z0-9]+)*)\.rq$")
 PARAM_LINE = re.compile(r"^#\+\s*param:\s*(?P<name>\w+)\s+(?P<kind>iri|literal)\b\s*(?P<doc>.*)$")
-IRI_CHARS = re.compile(r'^[a-zA-Z][a-zA-Z0-9+.-]*:[^\s<>"{}|\\^`]*$')
 
 OutputFormat = Literal["table", "csv", "tsv", "json"]
-RESULT_FORMATS: dict[str, ox.QueryResultsFormat] = {
-    "csv": ox.QueryResultsFormat.CSV,
-    "tsv": ox.QueryResultsFormat.TSV,
-    "json": ox.QueryResultsFormat.JSON,
-}
 
 
 class QueryError(Exception):
@@ -137,7 +132,7 @@ def bind(query: Query, values: Mapping[str, str]) -> dict[str, ox.NamedNode | ox
             known = ", ".join(sorted(declared)) or "none"
             raise QueryError(f"query {query.id} has no parameter {name!r} (parameters: {known})")
         if declared[name].kind == "iri":
-            if not IRI_CHARS.match(value):
+            if not is_iri(value):
                 raise QueryError(f"parameter {name!r}: {value!r} is not an absolute IRI")
             bound[name] = ox.NamedNode(value)
         else:
@@ -166,6 +161,18 @@ def run(
         raise QueryError(f"malformed query: {syntax_message(err, full, len(prologue))}") from None
     except (ValueError, OSError, RuntimeError) as err:
         raise QueryError(f"query failed: {err}") from None
+
+
+def run_as_served(
+    settings: Settings, text: str, bindings: Mapping[str, ox.NamedNode | ox.Literal] | None = None
+) -> ox.QuerySolutions | ox.QueryBoolean | ox.QueryTriples:
+    """Run SPARQL text over the graph of ``settings`` as the server serves it: loaded, with its
+    entailed graph (so a query for a class finds the instances of its subclasses too)."""
+    from escap_kg import entailment
+
+    kg = KnowledgeGraph.load(settings)
+    entailment.refresh(kg.store, entailment.entailed_graph(settings.base_iri))
+    return run(kg, text, bindings)
 
 
 @dataclass

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 import pyoxigraph as ox
 
 from escap_kg import __version__
+from escap_kg.iris import is_iri
 from escap_kg.search import INDEX_NAME, Index, SearchError, build_index
 from escap_kg.store import KnowledgeGraph
 
@@ -519,24 +520,38 @@ def candidates(
     """The candidates for one query, best first: the entities of the requested types whose
     names are close to the query, and those the full-text search found (``hits``, best first);
     ``values`` holds the stated values of the constrained properties of each entity."""
-    values = values or {}
+    scored, full_text = _found(query, table, hits)
+    exact = {iri for iri, (similarity, _) in scored.items() if similarity == 1.0}
+    found = [
+        _judged(query, table.entities[iri], similarity, how, full_text, len(exact), values or {})
+        for iri, (similarity, how) in scored.items()
+    ]
+    found.sort(key=lambda c: (-c.score, c.entity.name, c.entity.iri))
+    return found[: query.limit]
+
+
+def _typed(query: ReconQuery, entity: Entity) -> bool:
+    """Whether ``entity`` is of the types the query asks for, as strictly as it asks."""
     wanted = set(query.types)
+    if not wanted or query.type_strict == "should":
+        return True
+    if query.type_strict == "all":
+        return wanted <= entity.types
+    return bool(wanted & entity.types)
 
-    def typed(entity: Entity) -> bool:
-        if not wanted or query.type_strict == "should":
-            return True
-        if query.type_strict == "all":
-            return wanted <= entity.types
-        return bool(wanted & entity.types)
 
+def _found(
+    query: ReconQuery, table: Table, hits: Sequence[str]
+) -> tuple[dict[str, tuple[float, str]], dict[str, int]]:
+    """Each candidate's best name similarity and how it was found (an identifier, a name, the
+    full-text search, or properties alone), and the rank of each full-text hit."""
     text = query.text.strip()
-    _words_only, years = _split_years(_words(normalise(text)))
     scored: dict[str, tuple[float, str]] = {}
     if text in table.entities:  # an identifier given as the query
         scored[text] = (1.0, "id")
     for iri in table.pool(text) if text else ():
         entity = table.entities[iri]
-        if iri in scored or not typed(entity):
+        if iri in scored or not _typed(query, entity):
             continue
         best = max((name_similarity(text, n) for n in entity.names), default=0.0)
         if best >= CANDIDATE_SIMILARITY:
@@ -544,59 +559,67 @@ def candidates(
     full_text: dict[str, int] = {}
     for rank, iri in enumerate(dict.fromkeys(hits)):
         hit = table.entities.get(iri)
-        if hit is not None and typed(hit):
+        if hit is not None and _typed(query, hit):
             full_text[iri] = rank
             if iri not in scored:
                 best = max((name_similarity(text, n) for n in hit.names), default=0.0)
                 scored[iri] = (best, "text")
     if not text:  # properties only: every entity of the types is a candidate
         for iri, entity in table.entities.items():
-            if typed(entity):
+            if _typed(query, entity):
                 scored.setdefault(iri, (0.0, "properties"))
-    exact = {iri for iri, (similarity, _) in scored.items() if similarity == 1.0}
-    found = []
-    for iri, (similarity, how) in scored.items():
-        entity = table.entities[iri]
-        score = similarity * 100
-        if how == "text" or iri in full_text:
-            # Found by its texts: a full-text hit alone is weak evidence of identity.
-            score = max(score, 50.0 - 2 * full_text.get(iri, 0))
-        features: dict[str, float | bool] = {
-            "name_exact": similarity == 1.0,
-            "name_similarity": round(similarity, 3),
-            "full_text": iri in full_text,
-        }
-        if wanted:
-            features["type_match"] = bool(wanted & entity.types)
-            if not features["type_match"]:
-                score -= 20
-        span = entity.years()
-        if years and span is not None:
-            fits = any(span[0] <= y <= span[1] for y in years)
-            features["year_match"] = fits
-            score += 5 if fits else -30
-        constraints_hold = True
-        for constraint in query.constraints:
-            holds = _constraint_holds(
-                constraint, list(values.get(iri, {}).get(constraint.prop.id, []))
-            )
-            features[f"property:{constraint.prop.name}"] = bool(holds)
-            if holds:
-                score += 5
-            else:
-                constraints_hold = False
-                score -= 10 if holds is None else 30
-        sure = (
-            similarity == 1.0
-            and len(exact) == 1
-            and constraints_hold
-            and (not wanted or bool(wanted & entity.types))
-            and not (years and features.get("year_match") is False)
-        )
-        score = 100.0 if sure else round(max(0.0, min(score, 99.0)), 1)
-        found.append(Candidate(entity, score, sure, features))
-    found.sort(key=lambda c: (-c.score, c.entity.name, c.entity.iri))
-    return found[: query.limit]
+    return scored, full_text
+
+
+def _judged(
+    query: ReconQuery,
+    entity: Entity,
+    similarity: float,
+    how: str,
+    full_text: Mapping[str, int],
+    exact_count: int,
+    values: Mapping[str, Mapping[str, list[Value]]],
+) -> Candidate:
+    """One candidate's score, features and ``match``: sure only for the one exact name of an
+    entity of the wanted types whose constraints and years all hold."""
+    iri, wanted = entity.iri, set(query.types)
+    _words_only, years = _split_years(_words(normalise(query.text.strip())))
+    score = similarity * 100
+    if how == "text" or iri in full_text:
+        # Found by its texts: a full-text hit alone is weak evidence of identity.
+        score = max(score, 50.0 - 2 * full_text.get(iri, 0))
+    features: dict[str, float | bool] = {
+        "name_exact": similarity == 1.0,
+        "name_similarity": round(similarity, 3),
+        "full_text": iri in full_text,
+    }
+    if wanted:
+        features["type_match"] = bool(wanted & entity.types)
+        if not features["type_match"]:
+            score -= 20
+    span = entity.years()
+    if years and span is not None:
+        fits = any(span[0] <= y <= span[1] for y in years)
+        features["year_match"] = fits
+        score += 5 if fits else -30
+    constraints_hold = True
+    for constraint in query.constraints:
+        holds = _constraint_holds(constraint, list(values.get(iri, {}).get(constraint.prop.id, [])))
+        features[f"property:{constraint.prop.name}"] = bool(holds)
+        if holds:
+            score += 5
+        else:
+            constraints_hold = False
+            score -= 10 if holds is None else 30
+    sure = (
+        similarity == 1.0
+        and exact_count == 1
+        and constraints_hold
+        and (not wanted or bool(wanted & entity.types))
+        and not (years and features.get("year_match") is False)
+    )
+    score = 100.0 if sure else round(max(0.0, min(score, 99.0)), 1)
+    return Candidate(entity, score, sure, features)
 
 
 # Where the data comes from ----------------------------------------------------------------------
@@ -617,10 +640,7 @@ class Source(Protocol):
 
 
 def _iri_list(iris: Iterable[str]) -> str:
-    return " ".join(f"<{i}>" for i in iris if _SAFE_IRI.match(i))
-
-
-_SAFE_IRI = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:[^\s<>\"{}|^`\\]*$")
+    return " ".join(f"<{i}>" for i in iris if is_iri(i))
 
 
 def values_query(iris: Iterable[str], props: Iterable[ReconProperty]) -> str:

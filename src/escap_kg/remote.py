@@ -14,8 +14,15 @@ import httpx
 import pyoxigraph as ox
 
 from escap_kg.inspection import RefusedError, inspect_query
-from escap_kg.jobs import Answer, EngineError, QueryJob, UpdateJob
-from escap_kg.sparql import GRAPH_TYPES, RESULT_TYPES, SparqlTextError, scan
+from escap_kg.jobs import BUFFER, CHUNK, Answer, EngineError, QueryJob, UpdateJob
+from escap_kg.sparql import (
+    GRAPH_TYPES,
+    RESULT_TYPES,
+    SparqlTextError,
+    engine_position,
+    parse_media_type,
+    scan,
+)
 from escap_kg.store import KnowledgeGraph
 
 #: A value bound to a query variable.
@@ -34,21 +41,16 @@ PUT_OK = frozenset({200, 201, 204})
 N_TRIPLES = "application/n-triples"
 #: Triples serialised per chunk of a PUT body.
 TRIPLES_PER_CHUNK = 10_000
-#: An answer up to this size is returned whole; a larger one streams (as the local engine does).
-BUFFER = 1024 * 1024
-CHUNK = 64 * 1024
 #: How much of an upstream error body goes into our message.
 EXCERPT = 300
 
 READ_ONLY = "updates go to the upstream store directly; this server is read-only in front of it"
 
 _VARIABLE = re.compile(r"[A-Za-z0-9_]+")
-_IRI_TERM = re.compile(r'<[^<>"{}|^`\\\x00-\x20]*>')
 _LITERAL_TERM = re.compile(
     r'"(?:[^"\\\n\r]|\\[tbnrf"\'\\]|\\u[0-9A-Fa-f]{4}|\\U[0-9A-Fa-f]{8})*"'
     r'(?:@[A-Za-z]+(?:-[A-Za-z0-9]+)*|\^\^<[^<>"{}|^`\\\x00-\x20]*>)?'
 )
-_OXIGRAPH_POSITION = re.compile(r"^error at (?P<line>\d+):(?P<column>\d+): ")
 
 
 def _first_media_types(table: Mapping[str, str]) -> dict[str, str]:
@@ -99,17 +101,16 @@ class PublishReport:
 def sparql_term(term: Term) -> str:
     """An IRI or literal in SPARQL syntax (N-Triples escaping); raise ValueError if it is unsafe.
 
-    pyoxigraph validates an IRI when a NamedNode is made and writes ``str(term)`` in N-Triples
-    syntax, escaping quotes, backslashes and line breaks in literals. The result is checked once
-    more against the SPARQL grammar of an IRI or a literal, so no value can end the term early.
+    pyoxigraph validates an IRI when a NamedNode is made (so none can end the ``<...>`` early)
+    and writes ``str(term)`` in N-Triples syntax, escaping quotes, backslashes and line breaks in
+    literals. A literal is checked once more against the SPARQL grammar of a literal.
     """
     if isinstance(term, ox.NamedNode):
-        text, pattern = str(term), _IRI_TERM
-    elif isinstance(term, ox.Literal):
-        text, pattern = str(term), _LITERAL_TERM
-    else:
+        return str(term)
+    if not isinstance(term, ox.Literal):
         raise ValueError(f"only IRIs and literals can be bound, not {type(term).__name__}")
-    if not pattern.fullmatch(text):
+    text = str(term)
+    if not _LITERAL_TERM.fullmatch(text):
         raise ValueError(f"cannot write {text!r} safely as a SPARQL term")
     return text
 
@@ -231,10 +232,6 @@ def _form(
     if named_graphs:
         form["named-graph-uri"] = list(named_graphs)
     return form
-
-
-def _media_type(content_type: str | None) -> str:
-    return (content_type or "").split(";", 1)[0].strip().lower()
 
 
 # Publishing -------------------------------------------------------------------------------------
@@ -586,7 +583,7 @@ class RemoteEngine:
             if not response.is_success:
                 detail = await self._read_error(response, deadline)
                 raise self._upstream_error(response, detail, len(prefix))
-            answered = _media_type(response.headers.get("content-type"))
+            answered = parse_media_type(response.headers.get("content-type"))[0]
             if answered and names.get(answered) != job.result_format:
                 raise EngineError(
                     502,
@@ -656,7 +653,7 @@ class RemoteEngine:
             async with asyncio.timeout_at(deadline):
                 async for chunk in response.aiter_bytes(CHUNK):
                     parts.append(chunk)
-                    if sum(map(len, parts)) > 64 * 1024:
+                    if sum(map(len, parts)) > CHUNK:
                         break
         except (TimeoutError, httpx.HTTPError, httpx.StreamError):
             pass
@@ -686,11 +683,9 @@ class RemoteEngine:
 def _malformed(detail: str, shift: int) -> str:
     """An upstream 400 as our message; Oxigraph's positions are given as line and column."""
     text = " ".join(detail.split())[:1000] or "(no message)"
-    if match := _OXIGRAPH_POSITION.match(text):
-        line, column = int(match["line"]), int(match["column"])
-        if line == 1 and column > shift:
-            column -= shift
-        return f"malformed query: line {line}, column {column}: {text[match.end() :]}"
+    at = engine_position(text)
+    if at is not None and at.line is not None:
+        return f"malformed query: line {at.line}, column {at.column_after(shift)}: {at.detail}"
     return f"the upstream store refused the query: {text}"
 
 

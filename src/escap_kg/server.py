@@ -9,10 +9,9 @@ import hashlib
 import hmac
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import parse_qsl
 
@@ -35,13 +34,14 @@ from escap_kg.engine import (
     QueryEngine,
     QueryJob,
     UpdateJob,
-    default_query_memory,
+    build_engine,
 )
 from escap_kg.export import EXPORT_FORMATS, ExportFormat
+from escap_kg.formats import RDF_FORMATS, RESULT_FORMATS, media_type
 from escap_kg.http import ABORT, DELIVERED
-from escap_kg.iris import prefixes
+from escap_kg.iris import is_iri, prefixes
 from escap_kg.pages import add_page_routes
-from escap_kg.queries import IRI_CHARS, load_catalogue
+from escap_kg.queries import load_catalogue
 from escap_kg.reconcile_api import add_reconcile_routes
 from escap_kg.search import MAX_LIMIT
 from escap_kg.service import (
@@ -55,7 +55,7 @@ from escap_kg.service import (
     search_hits,
 )
 from escap_kg.settings import Settings
-from escap_kg.sparql import negotiate, scan
+from escap_kg.sparql import negotiate, parse_media_type, scan
 from escap_kg.store import KnowledgeGraph
 
 if TYPE_CHECKING:
@@ -67,15 +67,18 @@ access_log = logging.getLogger("escap_kg.access")
 FORM = "application/x-www-form-urlencoded"
 SPARQL_QUERY = "application/sparql-query"
 SPARQL_UPDATE = "application/sparql-update"
-DESCRIPTION_TYPES = {
-    "text/turtle": "turtle",
-    "application/ld+json": "json-ld",
-    "application/rdf+xml": "xml",
-    "application/n-triples": "nt",
-    "text/html": "html",
+#: The media types of the service and dataset descriptions (rdflib writes each by that name);
+#: for a browser, the service description is the query page.
+DESCRIPTION_TYPES = [
+    *(media_type(RDF_FORMATS[name]) for name in ("turtle", "jsonld", "xml", "nt")),
+    "text/html",
+]
+#: The ``_format`` values of the catalogue API, and the media type each asks for.
+FORMAT_PARAMETER = {
+    **{name: media_type(fmt) for name, fmt in RESULT_FORMATS.items()},
+    **{name: media_type(RDF_FORMATS[name]) for name in ("turtle", "nt", "jsonld")},
 }
 DOWNLOADS = {spec.suffix.lstrip("."): spec for spec in EXPORT_FORMATS.values()}
-DOWNLOADS["nq"] = EXPORT_FORMATS["nquads"]
 
 
 def create_app(
@@ -93,12 +96,10 @@ def create_app(
     settings = settings or Settings.from_env()
     catalogue = load_catalogue(settings)
     if engine is None:
-        if settings.database is not None:
-            engine = local_engine(settings, settings.database)
-        else:
-            # The graph goes to the engine's zygote as N-Quads; this process keeps no copy.
-            engine = local_engine(settings, (kg or KnowledgeGraph.load(settings)).nquads())
-            kg = None
+        # The graph goes to the engine's zygote as N-Quads; this process keeps no copy.
+        in_memory = None if settings.database is not None else kg or KnowledgeGraph.load(settings)
+        engine = build_engine(settings, in_memory).engine
+        kg = in_memory = None
     # Our own graph alone, in memory: small enough for canonical downloads.
     canonical = isinstance(engine, QueryEngine) and not engine.on_disk and not settings.extra_files
     state = State(settings, engine, catalogue, canonical_downloads=canonical)
@@ -160,21 +161,6 @@ def create_app(
     _add_download_routes(app, state)
     add_page_routes(app, state)
     return app
-
-
-def local_engine(
-    settings: Settings, source: bytes | Path, extra: Sequence[tuple[Path, str]] = ()
-) -> QueryEngine:
-    """The worker pool over ``source`` (N-Quads in memory, or an on-disk store) as the settings
-    say: its size, whether SERVICE may reach the network, the memory a query may take."""
-    return QueryEngine(
-        source,
-        workers=settings.workers,
-        max_workers=settings.max_workers,
-        extra=extra,
-        allow_service=bool(settings.service_allowlist),
-        max_query_memory=settings.max_query_memory or default_query_memory(),
-    )
 
 
 class AccessLog:
@@ -534,7 +520,7 @@ class Operation:
     def graphs(self, name: str) -> list[str]:
         values = self.params.get(name, [])
         for value in values:
-            if not IRI_CHARS.match(value):
+            if not is_iri(value):
                 raise ProtocolError(400, f"{name}: {value!r} is not an absolute IRI")
         return values
 
@@ -586,17 +572,6 @@ def _parse_pairs(text: str, what: str) -> dict[str, list[str]]:
     return params
 
 
-def _media_type(header: str | None) -> tuple[str, dict[str, str]]:
-    if not header:
-        return "", {}
-    main, *rest = header.split(";")
-    options = {}
-    for item in rest:
-        key, _, value = item.partition("=")
-        options[key.strip().lower()] = value.strip().strip('"').lower()
-    return main.strip().lower(), options
-
-
 async def parse_operation(request: Request, settings: Settings) -> Operation:
     """Read a SPARQL protocol request (GET, POST form, POST direct) into an :class:`Operation`."""
     url_params = _parse_pairs(request.url.query, "query string")
@@ -604,7 +579,7 @@ async def parse_operation(request: Request, settings: Settings) -> Operation:
         if "update" in url_params:
             raise ProtocolError(400, "a SPARQL update must be sent with POST, not GET")
         return _single(Operation(params=url_params))
-    media, options = _media_type(request.headers.get("content-type"))
+    media, options = parse_media_type(request.headers.get("content-type"))
     charset = options.get("charset", "utf-8")
     if media in (FORM, SPARQL_QUERY, SPARQL_UPDATE) and charset not in ("utf-8", "utf8"):
         raise ProtocolError(400, f"charset {charset!r} is not supported; send UTF-8")
@@ -794,7 +769,7 @@ async def _describe_service(request: Request, state: State) -> Response:
             graph = service_description(
                 stats.graphs, state.settings, endpoint, request_base(request)
             )
-            return graph.serialize(format=DESCRIPTION_TYPES[chosen], encoding="utf-8")
+            return graph.serialize(format=chosen, encoding="utf-8")
 
         return await asyncio.to_thread(build)
 
@@ -884,28 +859,22 @@ def _add_api_routes(app: FastAPI, state: State) -> None:
             if len(values) != 1:
                 raise ProtocolError(400, f"give parameter {name!r} once")
             value = values[0]
-            if declared[name].kind == "iri" and not IRI_CHARS.match(value):
+            if declared[name].kind == "iri" and not is_iri(value):
                 raise ProtocolError(400, f"parameter {name!r}: {value!r} is not an absolute IRI")
             bindings[name] = (declared[name].kind, value)
         accept = request.headers.get("accept")
         if fmt is not None:
-            formats = {
-                "json": "application/sparql-results+json",
-                "csv": "text/csv",
-                "tsv": "text/tab-separated-values",
-                "xml": "application/sparql-results+xml",
-                "turtle": "text/turtle",
-                "nt": "application/n-triples",
-                "jsonld": "application/ld+json",
-                "xlsx": "application/sparql-results+json",  # made into a workbook below
-            }
-            if fmt not in formats:
-                raise ProtocolError(400, f"_format must be one of {', '.join(formats)}")
-            accept = formats[fmt]
-            if fmt == "xlsx" and scan(query.text).form in ("CONSTRUCT", "DESCRIBE"):
-                raise ProtocolError(
-                    406, f"query {query_id} gives a graph; a workbook holds tables (try turtle)"
-                )
+            choices = [*FORMAT_PARAMETER, "xlsx"]
+            if fmt not in choices:
+                raise ProtocolError(400, f"_format must be one of {', '.join(choices)}")
+            if fmt == "xlsx":
+                if scan(query.text).form in ("CONSTRUCT", "DESCRIBE"):
+                    raise ProtocolError(
+                        406, f"query {query_id} gives a graph; a workbook holds tables (try turtle)"
+                    )
+                accept = FORMAT_PARAMETER["json"]  # made into a workbook below
+            else:
+                accept = FORMAT_PARAMETER[fmt]
         job = QueryJob(
             text=query.text,
             accept=accept,
@@ -1027,7 +996,7 @@ def _add_download_routes(app: FastAPI, state: State) -> None:
 
             def build() -> bytes:
                 graph = describe_dataset(stats, state.settings, base, sizes)
-                return graph.serialize(format=DESCRIPTION_TYPES[chosen], encoding="utf-8")
+                return graph.serialize(format=chosen, encoding="utf-8")
 
             return await asyncio.to_thread(build)
 

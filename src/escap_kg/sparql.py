@@ -11,6 +11,9 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from escap_kg.formats import GRAPH_FORMATS, RESULT_FORMATS, offers
+from escap_kg.iris import is_http_iri
+
 QUERY_FORMS = ("SELECT", "ASK", "CONSTRUCT", "DESCRIBE")
 UPDATE_FORMS = (
     "INSERT",
@@ -107,7 +110,6 @@ _TOKEN = re.compile(
 )
 _ONLY_SKIP = re.compile(_SKIP + r"\Z")
 _ESCAPE = re.compile(_UCHAR)
-_HTTP_IRI = re.compile(r"https?://[^\x00-\x20<>\"{}|^`\\]+", re.IGNORECASE)
 
 
 class SparqlTextError(ValueError):
@@ -168,6 +170,23 @@ class Scan:
         return bool({"USING", "WITH"} & self.keywords)
 
 
+@dataclass
+class _Marks:
+    """What the lexer counts while it reads, for the structural limits."""
+
+    depth: int = 0  # braces open now (top level is 0)
+    nesting: int = 0  # brackets of every kind open now
+    chained: int = 0  # operators so far
+    groups: int = 0
+    separators: int = 0
+    commas: int = 0
+    semicolons: int = 0
+    #: Where the last DELETE keyword ended (for the DELETE WHERE shorthand).
+    delete_end: int = -1
+    #: The previous token was the PREFIX keyword: the next prefixed name is declared.
+    declaring: bool = False
+
+
 def scan(text: str) -> Scan:
     """Lex SPARQL text far enough to know its form, its keywords and the endpoints it calls.
 
@@ -175,74 +194,16 @@ def scan(text: str) -> Scan:
     cover (a stray backslash, an unterminated string) and for text past the structural limits.
     """
     result = Scan()
-    keywords = result.keywords
-    depth = nesting = chained = groups = separators = commas = semicolons = 0
-    delete_end = -1
-    declaring = False
+    marks = _Marks()
     m = None
     start = 1 if text.startswith("\ufeff") else 0
     for m in iter(_tokens_from(text, start), None):
-        kind = m.lastgroup
-        if kind == "word":
-            word = m["word"].upper()
-            keywords.add(word)
-            if word in _NOTED or not result.form:
-                chained += _note(result, text, m, word, depth, delete_end)
-                if word == "DELETE":
-                    delete_end = m.end()
-        elif kind == "pname":
-            name = m["pname"].partition(":")[0]
-            names = result.prefixes_declared if declaring else result.prefixes_used
-            names.setdefault(name, m.start("pname"))
-        elif kind == "sep":
-            separators += 1
-            if separators > MAX_TRIPLE_PATTERNS:
-                raise _too_many(text, m, "triple patterns", MAX_TRIPLE_PATTERNS, "'.', ';' or ','")
-            sep = m["sep"]
-            if sep == ",":
-                commas += 1
-                if commas > MAX_LIST_ITEMS:
-                    raise _too_many(text, m, "list items", MAX_LIST_ITEMS, "','")
-            elif sep == ";":
-                semicolons += 1
-                if semicolons > MAX_LIST_ITEMS:
-                    raise _too_many(text, m, "list items", MAX_LIST_ITEMS, "';'")
-        elif kind == "lbrace":
-            depth += 1
-            nesting += 1
-            groups += 1
-            if nesting > MAX_NESTING:
-                raise _too_deep(text, m)
-            if groups > MAX_GROUPS:
-                raise _too_many(text, m, "group patterns", MAX_GROUPS, "'{'")
-        elif kind == "rbrace":
-            depth -= 1
-            nesting = max(0, nesting - 1)
-        elif kind == "open":
-            nesting += 1
-            if nesting > MAX_NESTING:
-                raise _too_deep(text, m)
-        elif kind == "close":
-            nesting = max(0, nesting - 1)
-        elif kind == "op":
-            chained += 1
-        elif kind == "prefixop":
-            run = m["prefixop"]
-            count = run.count("!") + run.count("+") + run.count("-")
-            if count > MAX_NESTING:
-                raise SparqlTextError(
-                    f"nested too deeply: more than {MAX_NESTING} operators in a row at "
-                    f"{_at(text, m)}"
-                )
-            chained += count
-        elif kind == "badstring":
-            raise SparqlTextError(
-                f"unterminated string (or a bad escape in it) starting at {_at(text, m)}"
-            )
-        elif kind == "bad":
-            raise SparqlTextError(f"unexpected character {m[kind]!r} at {_at(text, m)}")
-        declaring = kind == "word" and m["word"].upper() == "PREFIX"
-        if chained > MAX_OPERATORS:
+        kind = m.lastgroup or ""
+        handler = _HANDLERS.get(kind)
+        if handler is not None:
+            handler(result, marks, text, m)
+        marks.declaring = kind == "word" and m["word"].upper() == "PREFIX"
+        if marks.chained > MAX_OPERATORS:
             raise SparqlTextError(
                 f"too many operators: more than {MAX_OPERATORS} (&&, ||, +, /, UNION, OPTIONAL, "
                 f"FILTER, BIND, ...) in one request (at {_at(text, m)}); "
@@ -255,6 +216,98 @@ def scan(text: str) -> Scan:
         raise SparqlTextError(f"cannot read the text at {_where(text, end)}")
     result.is_update = result.form in UPDATE_FORMS
     return result
+
+
+def _on_word(result: Scan, marks: _Marks, text: str, m: re.Match[str]) -> None:
+    word = m["word"].upper()
+    result.keywords.add(word)
+    if word in _NOTED or not result.form:
+        marks.chained += _note(result, text, m, word, marks.depth, marks.delete_end)
+        if word == "DELETE":
+            marks.delete_end = m.end()
+
+
+def _on_pname(result: Scan, marks: _Marks, text: str, m: re.Match[str]) -> None:
+    name = m["pname"].partition(":")[0]
+    names = result.prefixes_declared if marks.declaring else result.prefixes_used
+    names.setdefault(name, m.start("pname"))
+
+
+def _on_sep(result: Scan, marks: _Marks, text: str, m: re.Match[str]) -> None:
+    marks.separators += 1
+    if marks.separators > MAX_TRIPLE_PATTERNS:
+        raise _too_many(text, m, "triple patterns", MAX_TRIPLE_PATTERNS, "'.', ';' or ','")
+    sep = m["sep"]
+    if sep == ",":
+        marks.commas += 1
+        if marks.commas > MAX_LIST_ITEMS:
+            raise _too_many(text, m, "list items", MAX_LIST_ITEMS, "','")
+    elif sep == ";":
+        marks.semicolons += 1
+        if marks.semicolons > MAX_LIST_ITEMS:
+            raise _too_many(text, m, "list items", MAX_LIST_ITEMS, "';'")
+
+
+def _on_lbrace(result: Scan, marks: _Marks, text: str, m: re.Match[str]) -> None:
+    marks.depth += 1
+    marks.groups += 1
+    _on_open(result, marks, text, m)
+    if marks.groups > MAX_GROUPS:
+        raise _too_many(text, m, "group patterns", MAX_GROUPS, "'{'")
+
+
+def _on_rbrace(result: Scan, marks: _Marks, text: str, m: re.Match[str]) -> None:
+    marks.depth -= 1
+    _on_close(result, marks, text, m)
+
+
+def _on_open(result: Scan, marks: _Marks, text: str, m: re.Match[str]) -> None:
+    marks.nesting += 1
+    if marks.nesting > MAX_NESTING:
+        raise _too_deep(text, m)
+
+
+def _on_close(result: Scan, marks: _Marks, text: str, m: re.Match[str]) -> None:
+    marks.nesting = max(0, marks.nesting - 1)
+
+
+def _on_op(result: Scan, marks: _Marks, text: str, m: re.Match[str]) -> None:
+    marks.chained += 1
+
+
+def _on_prefixop(result: Scan, marks: _Marks, text: str, m: re.Match[str]) -> None:
+    run = m["prefixop"]
+    count = run.count("!") + run.count("+") + run.count("-")
+    if count > MAX_NESTING:
+        raise SparqlTextError(
+            f"nested too deeply: more than {MAX_NESTING} operators in a row at {_at(text, m)}"
+        )
+    marks.chained += count
+
+
+def _on_badstring(result: Scan, marks: _Marks, text: str, m: re.Match[str]) -> None:
+    raise SparqlTextError(f"unterminated string (or a bad escape in it) starting at {_at(text, m)}")
+
+
+def _on_bad(result: Scan, marks: _Marks, text: str, m: re.Match[str]) -> None:
+    raise SparqlTextError(f"unexpected character {m['bad']!r} at {_at(text, m)}")
+
+
+#: What each kind of token does to the scan; kinds not named here (IRIs, variables, strings,
+#: numbers...) only move the lexer on.
+_HANDLERS: dict[str, Callable[[Scan, _Marks, str, re.Match[str]], None]] = {
+    "word": _on_word,
+    "pname": _on_pname,
+    "sep": _on_sep,
+    "lbrace": _on_lbrace,
+    "rbrace": _on_rbrace,
+    "open": _on_open,
+    "close": _on_close,
+    "op": _on_op,
+    "prefixop": _on_prefixop,
+    "badstring": _on_badstring,
+    "bad": _on_bad,
+}
 
 
 def _note(result: Scan, text: str, m: re.Match[str], word: str, depth: int, after: int) -> int:
@@ -284,7 +337,7 @@ def _service_target(text: str, pos: int) -> str:
         raise SparqlTextError(
             f"bad escape in the IRI at {_where(text, target.start('iri'))}"
         ) from None
-    return iri if _HTTP_IRI.fullmatch(iri) else ""
+    return iri if is_http_iri(iri) else ""
 
 
 def _check_projection(text: str, pos: int) -> None:
@@ -342,6 +395,40 @@ def _too_many(text: str, m: re.Match[str], what: str, limit: int, marks: str) ->
     )
 
 
+#: How Oxigraph starts an error message: the position in SPARQL text (``error at 3:14: ``) or the
+#: span in an RDF file (``Parser error at line 3 between columns 1 and 4: ``).
+_ENGINE_POSITION = re.compile(r"error at (?P<line>\d+):(?P<column>\d+): |Parser error[^:]*: ")
+
+
+@dataclass(frozen=True)
+class EnginePosition:
+    """Where the engine's error message says the error is, and what it says there."""
+
+    #: Line and column, 1-based, for an error in SPARQL text; None for a file's span (its
+    #: SyntaxError carries them).
+    line: int | None
+    column: int | None
+    detail: str
+
+    def column_after(self, shift: int) -> int | None:
+        """The column in the user's own text, when ``shift`` characters (a prologue) were put
+        before it on its first line."""
+        if self.line == 1 and self.column is not None and self.column > shift:
+            return self.column - shift
+        return self.column
+
+
+def engine_position(message: str) -> EnginePosition | None:
+    """The position an Oxigraph error message starts with, and the rest; None without one."""
+    match = _ENGINE_POSITION.match(message)
+    if match is None:
+        return None
+    line, column = match["line"], match["column"]
+    return EnginePosition(
+        int(line) if line else None, int(column) if column else None, message[match.end() :]
+    )
+
+
 def add_using_clauses(text: str, tokens: list[Token], default: list[str], named: list[str]) -> str:
     """Insert ``USING``/``USING NAMED`` before each top-level ``WHERE`` of an update.
 
@@ -363,28 +450,11 @@ def add_using_clauses(text: str, tokens: list[Token], default: list[str], named:
 
 # Content negotiation ------------------------------------------------------------------------
 
-#: Media types a SELECT or ASK answer can be written in, server preference first.
-RESULT_TYPES: dict[str, str] = {
-    "application/sparql-results+json": "json",
-    "application/sparql-results+xml": "xml",
-    "text/csv": "csv",
-    "text/tab-separated-values": "tsv",
-    "application/json": "json",
-    "application/xml": "xml",
-    "text/xml": "xml",
-}
+#: Media types a SELECT or ASK answer can be written in (-> format name), server preference first.
+RESULT_TYPES: dict[str, str] = offers(RESULT_FORMATS, "results")
 
 #: Media types a CONSTRUCT or DESCRIBE answer can be written in, server preference first.
-GRAPH_TYPES: dict[str, str] = {
-    "text/turtle": "turtle",
-    "application/n-triples": "nt",
-    "application/rdf+xml": "xml",
-    "application/ld+json": "jsonld",
-    "application/x-turtle": "turtle",
-    "text/plain": "nt",
-    "application/json": "jsonld",
-    "application/xml": "xml",
-}
+GRAPH_TYPES: dict[str, str] = offers(GRAPH_FORMATS, "graph")
 
 
 @dataclass(frozen=True)
@@ -404,6 +474,19 @@ class MediaRange:
         if self.type == main and self.subtype == "*":
             return 2
         return 3 if (self.type, self.subtype) == (main, sub) else 0
+
+
+def parse_media_type(header: str | None) -> tuple[str, dict[str, str]]:
+    """A Content-Type header as its media type and parameters, all lowercase
+    (``text/csv; charset=UTF-8`` -> ``("text/csv", {"charset": "utf-8"})``)."""
+    if not header:
+        return "", {}
+    main, *rest = header.split(";")
+    options = {}
+    for item in rest:
+        key, _, value = item.partition("=")
+        options[key.strip().lower()] = value.strip().strip('"').lower()
+    return main.strip().lower(), options
 
 
 def parse_accept(header: str | None) -> list[MediaRange]:

@@ -6,12 +6,16 @@ from dataclasses import dataclass
 
 import pyoxigraph as ox
 
+from escap_kg.entailment import stated
 from escap_kg.store import KnowledgeGraph
 
-CLASS_COUNTS = """
-SELECT ?class (COUNT(DISTINCT ?s) AS ?n) WHERE { ?s a ?class }
-GROUP BY ?class ORDER BY DESC(?n) ?class
-"""
+#: Instances per class, as stated (not those only the entailed graph types so), most first. The
+#: dataset description counts its class partitions with the same query.
+CLASS_COUNTS = (
+    "SELECT ?class (COUNT(DISTINCT ?s) AS ?n) "
+    f"WHERE {{ {stated('?s a ?class')} FILTER(isIRI(?class)) }} "
+    "GROUP BY ?class ORDER BY DESC(?n) ?class"
+)
 
 
 @dataclass(frozen=True)
@@ -40,12 +44,15 @@ def graph_stats(kg: KnowledgeGraph) -> Stats:
         FileCount(_relative(sf.path, root), sf.graph, per_graph.get(sf.graph, 0)) for sf in kg.files
     ]
     classes = []
-    result = kg.query(CLASS_COUNTS)
+    # The entailed graph's name is relative to the base, as the server's queries send it.
+    result = kg.store.query(
+        CLASS_COUNTS, use_default_graph_as_union=True, base_iri=kg.settings.base_iri
+    )
     if not isinstance(result, ox.QuerySolutions):
         raise TypeError("the class count query must be a SELECT")
     for row in result:
         cls, n = row["class"], row["n"]
-        if isinstance(cls, ox.NamedNode | ox.BlankNode) and isinstance(n, ox.Literal):
+        if isinstance(cls, ox.NamedNode) and isinstance(n, ox.Literal):
             classes.append((cls.value, int(n.value)))
     return Stats(files, classes, len(kg))
 

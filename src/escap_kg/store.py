@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 import pyoxigraph as ox
 
+from escap_kg.formats import file_formats
 from escap_kg.settings import DEFAULT_BASE_IRI, Settings
+from escap_kg.sparql import engine_position
 
 if TYPE_CHECKING:
     import rdflib
@@ -22,19 +24,8 @@ if TYPE_CHECKING:
 # The TBox files served beside the data; shapes.ttl is for validation only and is not served.
 ONTOLOGY_FILES = ("escap-kg.ttl", "vocabularies.ttl", "themes.ttl")
 
-FORMATS: dict[str, ox.RdfFormat] = {
-    ".ttl": ox.RdfFormat.TURTLE,
-    ".turtle": ox.RdfFormat.TURTLE,
-    ".nt": ox.RdfFormat.N_TRIPLES,
-    ".nq": ox.RdfFormat.N_QUADS,
-    ".trig": ox.RdfFormat.TRIG,
-    ".rdf": ox.RdfFormat.RDF_XML,
-    ".owl": ox.RdfFormat.RDF_XML,
-    ".xml": ox.RdfFormat.RDF_XML,
-    ".jsonld": ox.RdfFormat.JSON_LD,
-    ".json": ox.RdfFormat.JSON_LD,
-    ".n3": ox.RdfFormat.N3,
-}
+#: File suffix -> the RDF syntax of files we read.
+FORMATS: dict[str, ox.RdfFormat] = file_formats()
 
 
 class DataError(Exception):
@@ -83,7 +74,8 @@ def rdf_format(path: Path) -> ox.RdfFormat:
     raise DataError(path, f"unknown RDF file type; expected one of {known} (optionally .gz)")
 
 
-def _stem(path: Path) -> str:
+def file_stem(path: Path) -> str:
+    """The name of a file without its suffix (nor ``.gz``): the last segment of its graph IRI."""
     name = path.name
     if name.lower().endswith(".gz"):
         name = name[:-3]
@@ -95,14 +87,14 @@ def source_files(settings: Settings) -> list[SourceFile]:
     files: list[SourceFile] = []
     for name in ONTOLOGY_FILES:
         path = settings.ontology_dir / name
-        files.append(SourceFile(path, settings.graph_base + _stem(path), "ontology"))
+        files.append(SourceFile(path, settings.graph_base + file_stem(path), "ontology"))
     if not settings.data_dir.is_dir():
         raise DataError(settings.data_dir, "data folder not found")
     for path in sorted(settings.data_dir.rglob("*.ttl")):
-        files.append(SourceFile(path, settings.graph_base + _stem(path), "data"))
+        files.append(SourceFile(path, settings.graph_base + file_stem(path), "data"))
     for path in settings.extra_files:
         files.append(
-            SourceFile(Path(path), f"{settings.graph_base}extra/{_stem(Path(path))}", "extra")
+            SourceFile(Path(path), f"{settings.graph_base}extra/{file_stem(Path(path))}", "extra")
         )
     seen: dict[str, Path] = {}
     for sf in files:
@@ -237,9 +229,8 @@ def _position(err: SyntaxError) -> tuple[int | None, int | None]:
 
 def _plain(message: str) -> str:
     """Oxigraph prefixes its messages with the span; we print the position ourselves."""
-    if message.startswith("Parser error") and ": " in message:
-        return message.split(": ", 1)[1]
-    return message
+    at = engine_position(message)
+    return message if at is None else at.detail
 
 
 class KnowledgeGraph:

@@ -78,13 +78,7 @@ def run_shapes(kg: KnowledgeGraph, shapes: Path) -> tuple[list[Violation], int]:
     """Validate the union graph against the SHACL shapes; one violation per result."""
     from pyshacl import validate as shacl_validate  # slow to import; only needed here
 
-    shapes_graph = rdflib.Graph()
-    try:
-        shapes_graph.parse(shapes, format="turtle")
-    except FileNotFoundError:
-        raise DataError(shapes, "shapes file not found") from None
-    except Exception as err:  # rdflib raises many kinds of parse error
-        raise DataError(shapes, f"cannot parse shapes: {err}") from None
+    shapes_graph = _shapes_graph(shapes)
     with _prepared_query_cache():
         _conforms, results, _text = shacl_validate(
             data_graph=kg.union,
@@ -112,6 +106,30 @@ def run_shapes(kg: KnowledgeGraph, shapes: Path) -> tuple[list[Violation], int]:
         )
     node_shapes = set(shapes_graph.subjects(rdflib.RDF.type, SH.NodeShape))
     return violations, len(node_shapes)
+
+
+#: Shapes graphs read, by file and its size and time of change: validating again (as the tests do,
+#: once per fixture) parses the shapes once. pySHACL only reads the shapes graph.
+_SHAPES: dict[tuple[Path, int, int], rdflib.Graph] = {}
+
+
+def _shapes_graph(shapes: Path) -> rdflib.Graph:
+    try:
+        info = shapes.stat()
+    except FileNotFoundError:
+        raise DataError(shapes, "shapes file not found") from None
+    key = (shapes.resolve(), info.st_size, info.st_mtime_ns)
+    if key not in _SHAPES:
+        graph = rdflib.Graph()
+        try:
+            graph.parse(shapes, format="turtle")
+        except FileNotFoundError:
+            raise DataError(shapes, "shapes file not found") from None
+        except Exception as err:  # rdflib raises many kinds of parse error
+            raise DataError(shapes, f"cannot parse shapes: {err}") from None
+        _SHAPES.clear()
+        _SHAPES[key] = graph
+    return _SHAPES[key]
 
 
 # Kept for the life of the process, so that validating again (as the tests do, once per fixture)

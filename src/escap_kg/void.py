@@ -12,7 +12,9 @@ from escap_kg import __version__
 from escap_kg.entailment import stated
 from escap_kg.export import EXPORT_FORMATS
 from escap_kg.iris import ONTOLOGY_IRI, prefixes
+from escap_kg.links import LINKED_DATASETS
 from escap_kg.settings import Settings
+from escap_kg.stats import CLASS_COUNTS
 
 SD = rdflib.Namespace("http://www.w3.org/ns/sparql-service-description#")
 FORMATS = rdflib.Namespace("http://www.w3.org/ns/formats/")
@@ -29,13 +31,7 @@ SOURCE_SLUG = "escap-migration-activities"
 
 #: Datasets we link to: the namespace their IRIs start with, and a landing IRI for VoID.
 LINK_TARGETS: dict[str, tuple[str, str]] = {
-    "wikidata": ("http://www.wikidata.org/entity/", "https://www.wikidata.org/"),
-    "unbis": ("http://metadata.un.org/thesaurus/", "http://metadata.un.org/thesaurus/"),
-    "m49": (
-        "http://metadata.un.org/sdg/codes/geoArea/",
-        "https://unstats.un.org/unsd/methodology/m49/",
-    ),
-    "sdg": ("http://metadata.un.org/sdg/", "http://metadata.un.org/sdg/"),
+    d.key: (d.namespace, d.landing) for d in LINKED_DATASETS
 }
 LINK_PREDICATES = ("exactMatch", "closeMatch", "broadMatch", "narrowMatch", "relatedMatch")
 
@@ -128,10 +124,7 @@ STATS_QUERIES: dict[str, str] = {
         f"SELECT (COUNT(*) AS ?n) WHERE {{ SELECT DISTINCT ?s ?p ?o WHERE {{ {stated()} }} }}"
     ),
     "subjects": f"SELECT (COUNT(DISTINCT ?s) AS ?n) WHERE {{ {stated()} }}",
-    "classes": (
-        "SELECT ?class (COUNT(DISTINCT ?s) AS ?n) "
-        f"WHERE {{ {stated('?s a ?class')} FILTER(isIRI(?class)) }} GROUP BY ?class"
-    ),
+    "classes": CLASS_COUNTS,
     "issued": f"SELECT ?created WHERE {{ <{ONTOLOGY_IRI}> <{DCTERMS.created}> ?created }}",
     "graphs": "SELECT ?graph (COUNT(*) AS ?n) WHERE { GRAPH ?graph { ?s ?p ?o } } GROUP BY ?graph",
     "links": (

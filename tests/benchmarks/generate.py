@@ -130,7 +130,7 @@ class Writer:
 
 @dataclass(frozen=True)
 class Agent:
-    """An organisation or a country of the generated data."""
+    """An organization or a government of the generated data."""
 
     iri: str
     label: str
@@ -150,17 +150,27 @@ def _agents(w: Writer, triples: int) -> tuple[list[Agent], list[Agent]]:
         agent = Agent(f"{ID}organization/bench-organization-{n:05d}", f"Benchmark Organisation {n}")
         w.link(agent.iri, RDF_TYPE, ORG + "FormalOrganization")
         w.link(agent.iri, RDF_TYPE, PROV + "Organization")
+        w.link(agent.iri, RDF_TYPE, SCHEMA + "Organization")
         w.add(agent.iri, RDFS_LABEL, _en(agent.label))
         w.add(agent.iri, SKOS + "prefLabel", _en(agent.label))
         orgs.append(agent)
-    nations = []
+    # A country is a place; what takes part in an activity is its government.
+    governments = []
     for n in range(1, countries + 1):
-        agent = Agent(f"{ID}country/bench-country-{n:03d}", f"Benchmark Country {n}")
-        w.link(agent.iri, RDF_TYPE, EKG + "Country")
+        country = f"{ID}country/bench-country-{n:03d}"
+        w.link(country, RDF_TYPE, EKG + "Country")
+        w.add(country, RDFS_LABEL, _en(f"Benchmark Country {n}"))
+        agent = Agent(
+            f"{ID}organization/bench-government-{n:03d}", f"Government of Benchmark Country {n}"
+        )
+        w.link(agent.iri, RDF_TYPE, ORG + "FormalOrganization")
+        w.link(agent.iri, RDF_TYPE, PROV + "Organization")
+        w.link(agent.iri, RDF_TYPE, SCHEMA + "GovernmentOrganization")
         w.add(agent.iri, RDFS_LABEL, _en(agent.label))
         w.add(agent.iri, SKOS + "prefLabel", _en(agent.label))
-        nations.append(agent)
-    return orgs, nations
+        w.link(agent.iri, SCHEMA + "areaServed", country)
+        governments.append(agent)
+    return orgs, governments
 
 
 def _date(rng: random.Random) -> tuple[str, str | None]:

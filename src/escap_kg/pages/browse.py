@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pyoxigraph as ox
 
 from escap_kg.entailment import stated
-from escap_kg.iris import RESOURCE_KINDS
+from escap_kg.iris import RESOURCE_KINDS, SLUG
 from escap_kg.pages.terms import (
     DCTERMS,
     EKG,
@@ -54,8 +54,8 @@ HOME_KINDS = (
 PLURALS = {"series": "series", "planned work": "planned work", "confidence": "confidence levels"}
 #: The names of a resource, best first.
 NAMES = (f"{SKOS}prefLabel", f"{RDFS}label", f"{SCHEMA}name", f"{DCTERMS}title")
-#: A slug we mint, as a SPARQL regular expression (``terms.SLUG``).
-SLUG_PATTERN = "^[a-z0-9]+(-[a-z0-9]+)*$"
+#: A slug we mint, as a SPARQL (XPath) regular expression, which has no ``(?:``.
+SLUG_PATTERN = SLUG.pattern.replace("(?:", "(")
 
 
 def kind_words(kind: str, count: int = 1) -> str:

@@ -9,10 +9,11 @@ from urllib.parse import urlencode, urljoin
 from fastapi import Request, Response
 from fastapi.responses import HTMLResponse, PlainTextResponse
 
+from escap_kg.iris import is_iri
 from escap_kg.jobs import EngineError, QueryJob
 from escap_kg.pages.render import render
 from escap_kg.pages.terms import Paths
-from escap_kg.queries import IRI_CHARS, Query
+from escap_kg.queries import Query
 from escap_kg.sparql import SparqlTextError, scan
 
 if TYPE_CHECKING:
@@ -92,7 +93,7 @@ class CataloguePages:
                 continue
             if param.kind == "iri":
                 value = self.resolve(value)
-                if not IRI_CHARS.match(value):
+                if not is_iri(value):
                     error = f"{param.name}: {value!r} is not an IRI"
                     continue
             bindings[param.name] = (param.kind, value)
@@ -124,11 +125,11 @@ class CataloguePages:
     def resolve(self, value: str) -> str:
         """An IRI given in full, or relative to the base (``id/activity/fifth-appc``), resolved as
         the endpoint resolves relative IRIs."""
-        if IRI_CHARS.match(value):
+        if is_iri(value):
             return value
         joined = urljoin(self.state.settings.base_iri, value)
         # A value that does not resolve to an IRI is left as given, for the error to quote.
-        return joined if IRI_CHARS.match(joined) else value
+        return joined if is_iri(joined) else value
 
     async def _answer(self, query: Query, bindings: dict[str, tuple[str, str]]) -> dict[str, Any]:
         graph_form = self._entry(query)["graph_form"]

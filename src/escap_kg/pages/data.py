@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyoxigraph as ox
 
+from escap_kg.namespaces import EKG as EKG_TERM
 from escap_kg.pages.terms import (
     DCTERMS,
     EKG,
@@ -86,14 +87,14 @@ CLASS_WORDS: dict[str, str] = {
 # Properties whose values are texts worth showing under the title of a page.
 TEXT_PROPERTIES = (
     f"{SKOS}definition",
-    f"{EKG}statement",
-    f"{EKG}objective",
-    f"{EKG}keyIssue",
+    str(EKG_TERM.statement),
+    str(EKG_TERM.objective),
+    str(EKG_TERM.keyIssue),
     f"{RDFS}comment",
     f"{DCTERMS}description",
 )
 # Resources that stand for a link or a role rather than a thing: left out of the diagrams.
-PLUMBING_CLASSES = (f"{EKG}Alignment", f"{EKG}Participation")
+PLUMBING_CLASSES = (str(EKG_TERM.Alignment), str(EKG_TERM.Participation))
 ROLE_ORDER = ("joint-organiser", "organiser", "cooperation-partner", "associated")
 
 
@@ -163,48 +164,54 @@ def graph_size_query(graph: str, cap: int) -> str:
     )
 
 
-def _sources_query(iri: str) -> str:
+def resource_facts_query(iri: str) -> str:
+    """One SELECT for the page of a resource, each row tagged with the ``?part`` it answers:
+    ``sources`` (the named graph of each statement, ``?dir ?p ?o ?g``), ``types`` and ``alts``
+    (the types and alternative names of its neighbours, ``?n ?t`` and ``?n ?alt``) and
+    ``alignments`` (its reified links to other datasets)."""
     r = iri_ref(iri)
-    return f"""SELECT ?dir ?p ?o ?g WHERE {{
-  {{ GRAPH ?g {{ {r} ?p ?o }} BIND("out" AS ?dir) }}
+    return f"""SELECT ?part ?dir ?p ?o ?g ?n ?t ?alt
+       ?al ?target ?match ?confidence ?confidenceLabel ?source ?citation WHERE {{
+  {{ SELECT ("sources" AS ?part) ?dir ?p ?o ?g WHERE {{
+    {{ GRAPH ?g {{ {r} ?p ?o }} BIND("out" AS ?dir) }}
+    UNION
+    {{ GRAPH ?g {{ ?o ?p {r} }} BIND("in" AS ?dir) }}
+  }} }}
   UNION
-  {{ GRAPH ?g {{ ?o ?p {r} }} BIND("in" AS ?dir) }}
-}}"""
-
-
-def _neighbour_types_query(iri: str) -> str:
-    r = iri_ref(iri)
-    return f"""SELECT DISTINCT ?n ?t WHERE {{
-  {{ {r} ?p ?n }} UNION {{ ?n ?p {r} }}
-  FILTER(isIRI(?n))
-  ?n a ?t .
-}}"""
-
-
-def _alt_labels_query(iri: str) -> str:
-    r = iri_ref(iri)
-    return f"""SELECT DISTINCT ?n ?alt WHERE {{
-  {{ {r} ?p ?n }} UNION {{ ?n ?p {r} }}
-  FILTER(isIRI(?n))
-  ?n skos:altLabel ?alt .
-}}"""
-
-
-def _alignments_query(iri: str) -> str:
-    r = iri_ref(iri)
-    return f"""SELECT ?al ?target ?match ?confidence ?confidenceLabel ?source ?citation WHERE {{
-  ?al a ekg:Alignment ; rdf:subject {r} ; rdf:object ?target .
-  OPTIONAL {{ ?al rdf:predicate ?match }}
-  OPTIONAL {{ ?al ekg:confidence ?confidence
-             OPTIONAL {{ ?confidence skos:prefLabel ?confidenceLabel }} }}
-  OPTIONAL {{ ?al dcterms:source ?source }}
-  OPTIONAL {{ ?al dcterms:bibliographicCitation ?citation }}
+  {{ SELECT DISTINCT ("types" AS ?part) ?n ?t WHERE {{
+    {{ {r} ?p ?n }} UNION {{ ?n ?p {r} }}
+    FILTER(isIRI(?n))
+    ?n a ?t .
+  }} }}
+  UNION
+  {{ SELECT DISTINCT ("alts" AS ?part) ?n ?alt WHERE {{
+    {{ {r} ?p ?n }} UNION {{ ?n ?p {r} }}
+    FILTER(isIRI(?n))
+    ?n skos:altLabel ?alt .
+  }} }}
+  UNION
+  {{ SELECT ("alignments" AS ?part) ?al ?target ?match ?confidence ?confidenceLabel ?source
+            ?citation WHERE {{
+    ?al a ekg:Alignment ; rdf:subject {r} ; rdf:object ?target .
+    OPTIONAL {{ ?al rdf:predicate ?match }}
+    OPTIONAL {{ ?al ekg:confidence ?confidence
+               OPTIONAL {{ ?confidence skos:prefLabel ?confidenceLabel }} }}
+    OPTIONAL {{ ?al dcterms:source ?source }}
+    OPTIONAL {{ ?al dcterms:bibliographicCitation ?citation }}
+  }} }}
 }}"""
 
 
 def _vocabulary_query(ontology_graph: str) -> str:
     return f"""SELECT ?t ?label WHERE {{
   GRAPH {iri_ref(ontology_graph)} {{ ?t rdfs:label ?label }}
+}}"""
+
+
+def _class_parents_query(ontology_graph: str) -> str:
+    return f"""SELECT ?c ?super WHERE {{
+  GRAPH {iri_ref(ontology_graph)} {{ ?c rdfs:subClassOf ?super }}
+  FILTER(isIRI(?c) && isIRI(?super))
 }}"""
 
 
@@ -504,8 +511,9 @@ class Resource:
 # The pages' data, cached per version of the graph -----------------------------------------------
 
 
-class Catalogue:
-    """Data for the pages through the engine; shared lists are cached per graph version."""
+class SiteData:
+    """What the pages show, fetched through the engine; shared lists are cached per version of
+    the graph (not to be confused with the query catalogue, :mod:`escap_kg.pages.catalogue`)."""
 
     def __init__(self, state: State) -> None:
         self.state = state
@@ -543,6 +551,19 @@ class Catalogue:
             return labels
 
         result: dict[str, str] = await self._cached("vocabulary", make)
+        return result
+
+    async def class_parents(self) -> dict[str, set[str]]:
+        """The direct superclasses of each class, as the ontology states them."""
+
+        async def make() -> dict[str, set[str]]:
+            rows = await select(self.state, _class_parents_query(self.ontology_graph))
+            parents: dict[str, set[str]] = defaultdict(set)
+            for row in rows:
+                parents[row["c"].value].add(row["super"].value)
+            return dict(parents)
+
+        result: dict[str, set[str]] = await self._cached("class parents", make)
         return result
 
     async def graphs(self) -> dict[str, GraphInfo]:
@@ -625,8 +646,8 @@ class Catalogue:
                     _period(start) if isinstance(start, ox.Literal) else None,
                     _period(end) if isinstance(end, ox.Literal) else None,
                 )
-                own = sorted(t for t in item["types"] if t != f"{EKG}Activity")
-                kind = class_words(own[0] if own else f"{EKG}Activity", vocabulary)
+                own = sorted(t for t in item["types"] if t != str(EKG_TERM.Activity))
+                kind = class_words(own[0] if own else str(EKG_TERM.Activity), vocabulary)
                 activities.append(
                     Activity(
                         iri,
@@ -670,7 +691,7 @@ class Catalogue:
             choice = min(stated, key=_role_rank) if stated else implied[0]
             item = names[agent]
             label = short_name(item["label"] or self.paths.slug_words(agent), item["alts"])
-            kind = "country" if f"{EKG}Country" in item["types"] else "organization"
+            kind = "country" if str(EKG_TERM.Country) in item["types"] else "organization"
             node = Node(agent, label, self.paths.path(agent), kind)
             result[activity].append((node, choice))
         for agents in result.values():
@@ -777,148 +798,32 @@ class Catalogue:
 
     async def resource(self, iri: str) -> Resource | None:
         """Everything the page of ``iri`` shows, or None when the graph knows nothing of it."""
-        body, triples = await self.describe(iri)
-        if not triples:
+        facts = await self.resource_facts(iri)
+        if facts is None:
             return None
         vocabulary = await self.vocabulary()
         graphs = await self.graphs()
-        me = ox.NamedNode(iri)
-        source_rows = await select(self.state, _sources_query(iri))
-        type_rows = await select(self.state, _neighbour_types_query(iri))
-        alt_rows = await select(self.state, _alt_labels_query(iri))
-        alignment_rows = await select(self.state, _alignments_query(iri))
+        return _ResourceAssembly(self, facts, vocabulary, graphs).resource()
 
-        names = _names(triples, me)
-        neighbour_types: dict[str, set[str]] = defaultdict(set)
-        for row in type_rows:
-            neighbour_types[row["n"].value].add(row["t"].value)
-        alts: dict[str, set[str]] = defaultdict(set)
-        for row in alt_rows:
-            alts[row["n"].value].add(row["alt"].value)
-
-        statement_graphs: dict[tuple[str, str, str], list[str]] = defaultdict(list)
-        per_graph: dict[str, int] = defaultdict(int)
-        for row in source_rows:
-            key = (row["dir"].value, row["p"].value, str(row["o"]))
-            statement_graphs[key].append(row["g"].value)
-            per_graph[row["g"].value] += 1
-
-        def badges(direction: str, predicate: str, term: Term) -> list[Source]:
-            found = []
-            for graph in sorted(statement_graphs.get((direction, predicate, str(term)), [])):
-                info = graphs.get(graph)
-                badge = info.badge if info else None
-                if badge and badge not in found:
-                    found.append(badge)
-            return found
-
-        def value(term: Term, predicate: str, direction: str) -> Value:
-            sources = badges(direction, predicate, term)
-            if isinstance(term, ox.Literal):
-                datatype = term.datatype.value
-                text = format_date(term.value, datatype)
-                if datatype == f"{XSD}boolean":
-                    text = "yes" if term.value in ("true", "1") else "no"
-                title = prefixed(datatype) if term.language is None else f"@{term.language}"
-                return Value(text, None, None, title, term.language, True, sources)
-            if isinstance(term, ox.BlankNode):
-                return Value(f"_:{term.value}", None, None, "blank node", sources=sources)
-            node = self.node(term.value, names, neighbour_types.get(term.value, set()), vocabulary)
-            if predicate == RDF_TYPE and node.kind == "other":
-                text = f"{class_words(term.value, vocabulary)} ({prefixed(term.value)})"
-                return Value(text, node.href, None, term.value, sources=sources)
-            return Value(
-                node.label,
-                node.href,
-                node.dataset if node.kind == "external" else None,
-                term.value,
-                sources=sources,
-            )
-
-        outgoing: dict[str, Row] = {}
-        incoming: dict[str, Row] = {}
-        edges: dict[tuple[str, bool], list[str]] = defaultdict(list)
-        edge_nodes: dict[str, Node] = {}
-        for triple in triples:
-            p = triple.predicate.value
-            if triple.subject == me and not isinstance(triple.object, ox.Triple):
-                entry = outgoing.get(p) or outgoing.setdefault(
-                    p, Row(p, property_words(p, vocabulary), self._term_href(p), prefixed(p))
-                )
-                entry.values.append(value(triple.object, p, "out"))
-                if isinstance(triple.object, ox.NamedNode) and p != RDF_TYPE:
-                    target = triple.object.value
-                    if target != iri and not _plumbing(neighbour_types.get(target, set())):
-                        edges[(target, True)].append(entry.label)
-            elif triple.object == me and isinstance(triple.subject, ox.NamedNode):
-                source = triple.subject.value
-                if p == f"{RDF}subject" and _is_alignment(neighbour_types.get(source, set())):
-                    continue  # shown with the links to other datasets
-                entry = incoming.get(p) or incoming.setdefault(
-                    p, Row(p, inverse_words(p, vocabulary), self._term_href(p), prefixed(p))
-                )
-                entry.values.append(value(triple.subject, p, "in"))
-                if source != iri and not _plumbing(neighbour_types.get(source, set())):
-                    edges[(source, False)].append(property_words(p, vocabulary))
-        for entry in (*outgoing.values(), *incoming.values()):
-            entry.values.sort(key=lambda v: (not v.is_literal, v.text.lower()))
-        for target, _ in edges:
-            node = self.node(target, names, neighbour_types.get(target, set()), vocabulary)
-            short = short_name(node.label, alts.get(target, set()))
-            edge_nodes[target] = Node(node.iri, short, node.href, node.kind, node.dataset)
-
-        type_iris = [
-            t.object.value
-            for t in triples
-            if t.subject == me
-            and t.predicate.value == RDF_TYPE
-            and isinstance(t.object, ox.NamedNode)
-        ]
-        types = _type_nodes(type_iris, vocabulary, self)
-        own_alts = sorted(
-            t.object.value
-            for t in triples
-            if t.subject == me
-            and t.predicate.value == f"{SKOS}altLabel"
-            and isinstance(t.object, ox.Literal)
-        )
-        texts: list[tuple[str, Value]] = []
-        for p in TEXT_PROPERTIES:
-            for t in triples:
-                if t.subject == me and t.predicate.value == p and isinstance(t.object, ox.Literal):
-                    texts.append((property_words(p, vocabulary), value(t.object, p, "out")))
-        start = _first_literal(triples, me, f"{SCHEMA}startDate")
-        end = _first_literal(triples, me, f"{SCHEMA}endDate")
-        when = span(_period(start) if start else None, _period(end) if end else None)
-        links = self._external_links(triples, me, alignment_rows, vocabulary)
-        ordered_out = sorted(outgoing.values(), key=_row_order)
-        ordered_in = sorted(incoming.values(), key=lambda r: r.label)
-        edge_list = []
-        for (target, out), labels in edges.items():
-            if not out and (target, True) in edges:
-                continue  # one box per neighbour: its links from here say it already
-            edge_list.append(Edge(edge_nodes[target], " \u00b7 ".join(dict.fromkeys(labels)), out))
-        uses = [GraphUse(graphs[g], n) for g, n in sorted(per_graph.items()) if g in graphs]
-        return Resource(
-            iri=iri,
-            label=names.get(iri) or self.paths.slug_words(iri),
-            kind=self.paths.kind(iri),
-            path=self.paths.path(iri),
-            types=types,
-            type_iris=type_iris,
-            texts=texts,
-            alt_labels=own_alts,
-            when=when,
-            outgoing=ordered_out,
-            incoming=ordered_in,
-            edges=edge_list,
-            links=links,
-            graphs=uses,
-            nt=_sorted_nt(body),
-            triples=triples,
-            names=names,
-            neighbour_types=dict(neighbour_types),
-        )
+    async def resource_facts(self, iri: str) -> ResourceFacts | None:
+        """What the graph says of ``iri`` for its page, in two round trips to the engine: its
+        description, then one SELECT for the graphs of its statements, its neighbours' types
+        and alternative names, and its alignments. None when the graph knows nothing of it."""
+        body, triples = await self.describe(iri)
+        if not triples:
+            return None
+        facts = ResourceFacts(iri, body, triples)
+        for row in await select(self.state, resource_facts_query(iri)):
+            part = row.pop("part").value
+            if part == "sources":
+                facts.sources.append(row)
+            elif part == "types":
+                facts.neighbour_types[row["n"].value].add(row["t"].value)
+            elif part == "alts":
+                facts.alts[row["n"].value].add(row["alt"].value)
+            else:
+                facts.alignments.append(row)
+        return facts
 
     def node(
         self, iri: str, names: dict[str, str], types: set[str], vocabulary: dict[str, str]
@@ -938,26 +843,202 @@ class Catalogue:
             return Node(iri, label, path, kind)
         return Node(iri, names.get(iri) or prefixed(iri), safe_href(iri), "other")
 
-    def _term_href(self, iri: str) -> str | None:
-        return self.paths.href(iri)
 
-    def _external_links(
+@dataclass
+class ResourceFacts:
+    """What the engine answered about one resource, before it is shaped for its page."""
+
+    iri: str
+    body: bytes
+    triples: list[ox.Triple]
+    #: The named graphs of each statement: rows of ``?dir ?p ?o ?g``.
+    sources: list[dict[str, Term]] = field(default_factory=list)
+    neighbour_types: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    alts: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    #: Its links to other datasets, as alignment records (``alignments`` rows).
+    alignments: list[dict[str, Term]] = field(default_factory=list)
+
+
+class _ResourceAssembly:
+    """Shapes the facts of one resource into the :class:`Resource` its page shows."""
+
+    def __init__(
         self,
-        triples: list[ox.Triple],
-        me: ox.NamedNode,
-        alignment_rows: list[dict[str, Term]],
+        site: SiteData,
+        facts: ResourceFacts,
         vocabulary: dict[str, str],
-    ) -> list[ExternalLink]:
-        details: dict[str, dict[str, Term]] = {row["target"].value: row for row in alignment_rows}
+        graphs: dict[str, GraphInfo],
+    ) -> None:
+        self.site = site
+        self.facts = facts
+        self.vocabulary = vocabulary
+        self.graphs = graphs
+        self.me = ox.NamedNode(facts.iri)
+        self.names = _names(facts.triples, self.me)
+        self.statement_graphs: dict[tuple[str, str, str], list[str]] = defaultdict(list)
+        self.per_graph: dict[str, int] = defaultdict(int)
+        for row in facts.sources:
+            key = (row["dir"].value, row["p"].value, str(row["o"]))
+            self.statement_graphs[key].append(row["g"].value)
+            self.per_graph[row["g"].value] += 1
+
+    def resource(self) -> Resource:
+        facts, me = self.facts, self.me
+        outgoing, incoming, edges = self.rows_and_edges()
+        type_iris = [
+            t.object.value
+            for t in facts.triples
+            if t.subject == me
+            and t.predicate.value == RDF_TYPE
+            and isinstance(t.object, ox.NamedNode)
+        ]
+        own_alts = sorted(
+            t.object.value
+            for t in facts.triples
+            if t.subject == me
+            and t.predicate.value == f"{SKOS}altLabel"
+            and isinstance(t.object, ox.Literal)
+        )
+        start = _first_literal(facts.triples, me, f"{SCHEMA}startDate")
+        end = _first_literal(facts.triples, me, f"{SCHEMA}endDate")
+        paths = self.site.paths
+        return Resource(
+            iri=facts.iri,
+            label=self.names.get(facts.iri) or paths.slug_words(facts.iri),
+            kind=paths.kind(facts.iri),
+            path=paths.path(facts.iri),
+            types=_type_nodes(type_iris, self.vocabulary, self.site),
+            type_iris=type_iris,
+            texts=self.texts(),
+            alt_labels=own_alts,
+            when=span(_period(start) if start else None, _period(end) if end else None),
+            outgoing=sorted(outgoing, key=_row_order),
+            incoming=sorted(incoming, key=lambda r: r.label),
+            edges=edges,
+            links=self.external_links(),
+            graphs=[
+                GraphUse(self.graphs[g], n)
+                for g, n in sorted(self.per_graph.items())
+                if g in self.graphs
+            ],
+            nt=_sorted_nt(facts.body),
+            triples=facts.triples,
+            names=self.names,
+            neighbour_types=dict(facts.neighbour_types),
+        )
+
+    def types_of(self, iri: str) -> set[str]:
+        return self.facts.neighbour_types.get(iri, set())
+
+    def badges(self, direction: str, predicate: str, term: Term) -> list[Source]:
+        """The provenance badges of one statement, one per distinct source."""
+        found: list[Source] = []
+        for graph in sorted(self.statement_graphs.get((direction, predicate, str(term)), [])):
+            info = self.graphs.get(graph)
+            badge = info.badge if info else None
+            if badge and badge not in found:
+                found.append(badge)
+        return found
+
+    def value(self, term: Term, predicate: str, direction: str) -> Value:
+        """One value of a property as the page shows it: a literal, or a link to a resource."""
+        sources = self.badges(direction, predicate, term)
+        if isinstance(term, ox.Literal):
+            datatype = term.datatype.value
+            text = format_date(term.value, datatype)
+            if datatype == f"{XSD}boolean":
+                text = "yes" if term.value in ("true", "1") else "no"
+            title = prefixed(datatype) if term.language is None else f"@{term.language}"
+            return Value(text, None, None, title, term.language, True, sources)
+        if isinstance(term, ox.BlankNode):
+            return Value(f"_:{term.value}", None, None, "blank node", sources=sources)
+        node = self.site.node(term.value, self.names, self.types_of(term.value), self.vocabulary)
+        if predicate == RDF_TYPE and node.kind == "other":
+            text = f"{class_words(term.value, self.vocabulary)} ({prefixed(term.value)})"
+            return Value(text, node.href, None, term.value, sources=sources)
+        return Value(
+            node.label,
+            node.href,
+            node.dataset if node.kind == "external" else None,
+            term.value,
+            sources=sources,
+        )
+
+    def row(self, rows: dict[str, Row], predicate: str, label: str) -> Row:
+        """The row of ``predicate`` in ``rows``, added on first use."""
+        if predicate not in rows:
+            rows[predicate] = Row(
+                predicate, label, self.site.paths.href(predicate), prefixed(predicate)
+            )
+        return rows[predicate]
+
+    def rows_and_edges(self) -> tuple[list[Row], list[Row], list[Edge]]:
+        """The statements from and to the resource as rows of values, and its neighbours as
+        the edges of its picture (left out: alignments, shown with the links, and plumbing)."""
+        outgoing: dict[str, Row] = {}
+        incoming: dict[str, Row] = {}
+        edges: dict[tuple[str, bool], list[str]] = defaultdict(list)
+        iri, me, vocabulary = self.facts.iri, self.me, self.vocabulary
+        for triple in self.facts.triples:
+            p = triple.predicate.value
+            if triple.subject == me and not isinstance(triple.object, ox.Triple):
+                entry = self.row(outgoing, p, property_words(p, vocabulary))
+                entry.values.append(self.value(triple.object, p, "out"))
+                if isinstance(triple.object, ox.NamedNode) and p != RDF_TYPE:
+                    target = triple.object.value
+                    if target != iri and not _plumbing(self.types_of(target)):
+                        edges[(target, True)].append(entry.label)
+            elif triple.object == me and isinstance(triple.subject, ox.NamedNode):
+                source = triple.subject.value
+                if p == f"{RDF}subject" and _is_alignment(self.types_of(source)):
+                    continue  # shown with the links to other datasets
+                entry = self.row(incoming, p, inverse_words(p, vocabulary))
+                entry.values.append(self.value(triple.subject, p, "in"))
+                if source != iri and not _plumbing(self.types_of(source)):
+                    edges[(source, False)].append(property_words(p, vocabulary))
+        for entry in (*outgoing.values(), *incoming.values()):
+            entry.values.sort(key=lambda v: (not v.is_literal, v.text.lower()))
+        return list(outgoing.values()), list(incoming.values()), self.edges(edges)
+
+    def edges(self, edges: dict[tuple[str, bool], list[str]]) -> list[Edge]:
+        """One edge per neighbour: its links from here say it already when there are any."""
+        found = []
+        for (target, out), labels in edges.items():
+            if not out and (target, True) in edges:
+                continue
+            node = self.site.node(target, self.names, self.types_of(target), self.vocabulary)
+            short = short_name(node.label, self.facts.alts.get(target, set()))
+            shown = Node(node.iri, short, node.href, node.kind, node.dataset)
+            found.append(Edge(shown, " \u00b7 ".join(dict.fromkeys(labels)), out))
+        return found
+
+    def texts(self) -> list[tuple[str, Value]]:
+        """The texts shown under the title (definition, statement, objective...), in order."""
+        texts: list[tuple[str, Value]] = []
+        for p in TEXT_PROPERTIES:
+            for t in self.facts.triples:
+                if (
+                    t.subject == self.me
+                    and t.predicate.value == p
+                    and isinstance(t.object, ox.Literal)
+                ):
+                    words_of = property_words(p, self.vocabulary)
+                    texts.append((words_of, self.value(t.object, p, "out")))
+        return texts
+
+    def external_links(self) -> list[ExternalLink]:
+        """The links to other datasets, stated or recorded as alignments, with their details."""
+        rows = self.facts.alignments
+        details: dict[str, dict[str, Term]] = {row["target"].value: row for row in rows}
         links: dict[str, ExternalLink] = {}
         candidates = [
             (t.object.value, t.predicate.value)
-            for t in triples
-            if t.subject == me and isinstance(t.object, ox.NamedNode)
+            for t in self.facts.triples
+            if t.subject == self.me and isinstance(t.object, ox.NamedNode)
         ]
         candidates += [
             (row["target"].value, text_of(row.get("match")) or f"{SKOS}relatedMatch")
-            for row in alignment_rows
+            for row in rows
         ]
         for target, predicate in candidates:
             found = dataset_of(target)
@@ -972,11 +1053,11 @@ class Catalogue:
                 dataset=name,
                 code=code,
                 iri=target,
-                match=property_words(predicate, vocabulary),
+                match=property_words(predicate, self.vocabulary),
                 confidence=confidence,
                 source=text_of(row.get("source")) or None,
                 citation=text_of(row.get("citation")) or None,
-                details=self.paths.path(row["al"].value) if "al" in row else None,
+                details=self.site.paths.path(row["al"].value) if "al" in row else None,
             )
         return sorted(links.values(), key=lambda link: (link.dataset, link.code))
 
@@ -1002,7 +1083,7 @@ def _role_rank(key: str) -> int:
 
 
 def _is_alignment(types: set[str]) -> bool:
-    return f"{EKG}Alignment" in types
+    return str(EKG_TERM.Alignment) in types
 
 
 def _plumbing(types: set[str]) -> bool:
@@ -1032,7 +1113,7 @@ def short_name(label: str, alts: set[str] | list[str]) -> str:
     return min(alts, key=lambda a: (len(a), a))
 
 
-def _type_nodes(iris: list[str], vocabulary: dict[str, str], catalogue: Catalogue) -> list[Node]:
+def _type_nodes(iris: list[str], vocabulary: dict[str, str], site: SiteData) -> list[Node]:
     """The types of a resource, ours first, one per distinct name."""
     ordered = sorted(set(iris), key=lambda t: (not t.startswith(EKG), t))
     nodes: list[Node] = []
@@ -1042,7 +1123,7 @@ def _type_nodes(iris: list[str], vocabulary: dict[str, str], catalogue: Catalogu
         if label in seen:
             continue
         seen.add(label)
-        nodes.append(Node(iri, label, catalogue.paths.href(iri), "ontology"))
+        nodes.append(Node(iri, label, site.paths.href(iri), "ontology"))
     return nodes
 
 
@@ -1059,7 +1140,6 @@ def _sorted_nt(body: bytes) -> str:
 
 __all__ = [
     "Activity",
-    "Catalogue",
     "Concept",
     "Edge",
     "ExternalLink",
@@ -1067,8 +1147,10 @@ __all__ = [
     "GraphUse",
     "Node",
     "Resource",
+    "ResourceFacts",
     "Row",
     "SearchEntry",
+    "SiteData",
     "Source",
     "SourceLink",
     "Value",

@@ -2,64 +2,111 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import pyoxigraph as ox
 
+from escap_kg.namespaces import EKG as EKG_TERM
 from escap_kg.pages.data import Resource
-from escap_kg.pages.terms import DCTERMS, EKG, ORG, PROV, RDFS, SCHEMA, SKOS, dataset_of, safe_href
+from escap_kg.pages.terms import (
+    DCTERMS,
+    EKG,
+    ORG,
+    PROV,
+    RDFS,
+    SCHEMA,
+    SKOS,
+    dataset_of,
+    safe_href,
+)
 
 Json = dict[str, Any]
 
-# Our classes (and reused ones) as schema.org types, most specific first.
-SCHEMA_TYPES: tuple[tuple[str, str], ...] = (
-    (f"{EKG}Conference", "Event"),
-    (f"{EKG}ExpertGroupMeeting", "Event"),
-    (f"{EKG}Seminar", "Event"),
-    (f"{EKG}Activity", "Event"),
-    (f"{SCHEMA}EventSeries", "EventSeries"),
-    (f"{EKG}Country", "Country"),
-    (f"{ORG}FormalOrganization", "Organization"),
-    (f"{PROV}Organization", "Organization"),
-    (f"{EKG}ActorGroup", "Audience"),
-    (f"{EKG}PlanOfAction", "CreativeWork"),
-    (f"{EKG}Recommendation", "CreativeWork"),
-    (f"{EKG}PlannedWork", "CreativeWork"),
-    (f"{EKG}Finding", "Claim"),
-    (f"{EKG}MeetingReport", "Report"),
-    (f"{EKG}BackgroundPaper", "CreativeWork"),
-    (f"{EKG}Document", "CreativeWork"),
-    (f"{EKG}SourceDocument", "CreativeWork"),
-    (f"{EKG}SourceParagraph", "CreativeWork"),
-    (f"{EKG}Region", "Place"),
-    (f"{SCHEMA}Place", "Place"),
-    (f"{SCHEMA}WebPage", "WebPage"),
-    (f"{SKOS}ConceptScheme", "DefinedTermSet"),
-    (f"{SKOS}Concept", "DefinedTerm"),
-)
+#: schema.org types of the classes the ontology does not align with schema.org itself (through
+#: rdfs:subClassOf, which :class:`SchemaTypes` follows): other vocabularies' classes and ours
+#: that have no schema.org superclass in the ontology.
+OTHER_SCHEMA_TYPES: dict[str, str] = {
+    f"{ORG}FormalOrganization": "Organization",
+    f"{PROV}Organization": "Organization",
+    f"{SKOS}ConceptScheme": "DefinedTermSet",
+    f"{SKOS}Concept": "DefinedTerm",
+    str(EKG_TERM.ActorGroup): "Audience",
+    str(EKG_TERM.Finding): "Claim",
+    str(EKG_TERM.PlannedWork): "CreativeWork",
+    str(EKG_TERM.Recommendation): "CreativeWork",
+}
 
 
-def schema_type(types: list[str] | set[str]) -> str:
-    """The schema.org type that fits a resource with these RDF types best."""
-    for iri, name in SCHEMA_TYPES:
-        if iri in types:
-            return name
-    return "Thing"
+class SchemaTypes:
+    """Which schema.org type fits a resource, read from the ontology's ``rdfs:subClassOf``
+    statements (``parents``: each class's direct superclasses)."""
+
+    def __init__(self, parents: Mapping[str, Iterable[str]]) -> None:
+        self.parents = {child: sorted(set(supers)) for child, supers in parents.items()}
+        self._ancestors: dict[str, frozenset[str]] = {}
+
+    def ancestors(self, iri: str) -> frozenset[str]:
+        """Every superclass of ``iri``, however far up."""
+        if iri not in self._ancestors:
+            found: set[str] = set()
+            todo = list(self.parents.get(iri, ()))
+            while todo:
+                parent = todo.pop()
+                if parent not in found:
+                    found.add(parent)
+                    todo.extend(self.parents.get(parent, ()))
+            self._ancestors[iri] = frozenset(found)
+        return self._ancestors[iri]
+
+    def of_class(self, iri: str) -> str | None:
+        """The schema.org type of a class: itself, or its nearest schema.org superclass."""
+        level = [iri]
+        seen: set[str] = set()
+        while level:
+            for cls in level:
+                if cls.startswith(SCHEMA) and len(cls) > len(SCHEMA):
+                    return cls[len(SCHEMA) :]
+                if cls in OTHER_SCHEMA_TYPES:
+                    return OTHER_SCHEMA_TYPES[cls]
+            seen.update(level)
+            level = sorted({p for cls in level for p in self.parents.get(cls, ()) if p not in seen})
+        return None
+
+    def __call__(self, types: Iterable[str]) -> str:
+        """The schema.org type that fits a resource with these RDF types best: that of its most
+        specific types (none of its other types is a subclass of them), ours first."""
+        types = set(types)
+        specific = [t for t in types if not any(t in self.ancestors(o) for o in types - {t})]
+        for iri in sorted(specific, key=lambda t: (not t.startswith(EKG), t)):
+            found = self.of_class(iri)
+            if found is not None:
+                return found
+        return "Thing"
 
 
-def _literals(resource: Resource, predicate: str) -> list[str]:
-    return [v.value for v in resource.values(predicate) if isinstance(v, ox.Literal)]
+@dataclass(frozen=True)
+class _Described:
+    """A resource and the schema.org types of its classes, while its JSON-LD is written."""
+
+    resource: Resource
+    schema: SchemaTypes
 
 
-def _iris(resource: Resource, predicate: str) -> list[str]:
-    return [v.value for v in resource.values(predicate) if isinstance(v, ox.NamedNode)]
+def _literals(it: _Described, predicate: str) -> list[str]:
+    return [v.value for v in it.resource.values(predicate) if isinstance(v, ox.Literal)]
 
 
-def _ref(resource: Resource, iri: str) -> Json:
-    types = resource.neighbour_types.get(iri, set())
-    item: Json = {"@type": schema_type(types), "@id": iri}
-    if iri in resource.names:
-        item["name"] = resource.names[iri]
+def _iris(it: _Described, predicate: str) -> list[str]:
+    return [v.value for v in it.resource.values(predicate) if isinstance(v, ox.NamedNode)]
+
+
+def _ref(it: _Described, iri: str) -> Json:
+    types = it.resource.neighbour_types.get(iri, set())
+    item: Json = {"@type": it.schema(types), "@id": iri}
+    if iri in it.resource.names:
+        item["name"] = it.resource.names[iri]
     return item
 
 
@@ -77,12 +124,13 @@ def add_addresses(data: Json, **addresses: str | None) -> Json:
     return data
 
 
-def resource_jsonld(resource: Resource, page_url: str) -> Json:
+def resource_jsonld(resource: Resource, page_url: str, schema: SchemaTypes) -> Json:
     """schema.org JSON-LD for a resource page: Event, Organization, Country, DefinedTerm...
 
     ``url`` and ``sameAs`` hold only addresses :func:`safe_href` allows.
     """
-    kind = schema_type(resource.type_iris)
+    it = _Described(resource, schema)
+    kind = schema(resource.type_iris)
     data: Json = {
         "@context": "https://schema.org",
         "@type": kind,
@@ -90,82 +138,91 @@ def resource_jsonld(resource: Resource, page_url: str) -> Json:
         "name": resource.label,
     }
     add_addresses(data, url=page_url)
-    if resource.alt_labels:
-        data["alternateName"] = _one_or_many(resource.alt_labels)
+    _put(data, "alternateName", resource.alt_labels)
     texts = [value.text for _, value in resource.texts]
     if texts:
         data["description"] = " ".join(texts)
-    same = [link.iri for link in resource.links if link.match == "same as"]
-    same += [
-        iri for iri in _iris(resource, f"{SKOS}exactMatch") if iri not in same and dataset_of(iri)
-    ]
-    same = [iri for iri in same if safe_href(iri)]
-    if same:
-        data["sameAs"] = _one_or_many(same)
-    subjects = [
-        _ref(resource, iri)
-        for p in (f"{DCTERMS}subject", f"{EKG}keyAgendaItem", f"{EKG}focus")
-        for iri in _iris(resource, p)
-    ]
-    if kind == "Event":
-        for name, p in (("startDate", f"{SCHEMA}startDate"), ("endDate", f"{SCHEMA}endDate")):
-            values = _literals(resource, p)
-            if values:
-                data[name] = values[0]
-        organizers = [_ref(resource, iri) for iri in _iris(resource, f"{SCHEMA}organizer")]
-        if organizers:
-            data["organizer"] = _one_or_many(organizers)
-        partners = [_ref(resource, iri) for iri in _iris(resource, f"{EKG}partner")]
-        if partners:
-            data["contributor"] = _one_or_many(partners)
-        places = [_ref(resource, iri) for iri in _iris(resource, f"{SCHEMA}location")]
-        places += [_ref(resource, iri) for iri in _iris(resource, f"{DCTERMS}spatial")]
-        if places:
-            data["location"] = _one_or_many(places)
-        series = [_ref(resource, iri) for iri in _iris(resource, f"{SCHEMA}superEvent")]
-        if series:
-            data["superEvent"] = _one_or_many(series)
-        if subjects:
-            data["about"] = subjects
-    elif kind in ("Organization", "Country"):
-        parents = [
-            _ref(resource, iri) for p in (f"{ORG}subOrganizationOf",) for iri in _iris(resource, p)
-        ]
-        if parents:
-            data["parentOrganization"] = _one_or_many(parents)
-        served = [_ref(resource, iri) for iri in _iris(resource, f"{SCHEMA}areaServed")]
-        if served:
-            data["areaServed"] = _one_or_many(served)
-    elif kind == "DefinedTerm":
-        schemes = [_ref(resource, iri) for iri in _iris(resource, f"{SKOS}inScheme")]
-        if schemes:
-            data["inDefinedTermSet"] = _one_or_many(schemes)
-    elif kind == "DefinedTermSet":
-        terms = [_ref(resource, iri) for iri in resource.subjects(f"{SKOS}inScheme")]
-        if terms:
-            data["hasDefinedTerm"] = sorted(terms, key=lambda t: t.get("name", ""))
-    elif kind in ("CreativeWork", "Claim", "Report"):
-        statements = _literals(resource, f"{EKG}statement")
-        if statements:
-            data["text"] = statements[0]
-        if subjects:
-            data["about"] = subjects
-        parts = [_ref(resource, iri) for iri in _iris(resource, f"{DCTERMS}hasPart")]
-        if parts:
-            data["hasPart"] = parts
-        wholes = [_ref(resource, iri) for iri in _iris(resource, f"{DCTERMS}isPartOf")]
-        if wholes:
-            data["isPartOf"] = _one_or_many(wholes)
-        positions = _literals(resource, f"{SCHEMA}position")
-        if positions:
-            data["position"] = positions[0]
-        audience = [_ref(resource, iri) for iri in _iris(resource, f"{EKG}addressedTo")]
-        if audience:
-            data["audience"] = _one_or_many(audience)
-    comments = _literals(resource, f"{RDFS}comment")
+    _put(data, "sameAs", _same_as(it))
+    fields = KIND_FIELDS.get(kind)
+    if fields is not None:
+        fields(it, data)
+    comments = _literals(it, f"{RDFS}comment")
     if comments and "description" not in data:
         data["description"] = comments[0]
     return data
+
+
+def _put(data: Json, key: str, items: list[Any], many: bool = False) -> None:
+    """``data[key]``: the one item or the list (always a list when ``many``); nothing if empty."""
+    if items:
+        data[key] = items if many else _one_or_many(items)
+
+
+def _first(data: Json, key: str, values: list[str]) -> None:
+    if values:
+        data[key] = values[0]
+
+
+def _refs(it: _Described, *predicates: str) -> list[Json]:
+    """References to the objects of the resource's statements with any of ``predicates``."""
+    return [_ref(it, iri) for p in predicates for iri in _iris(it, p)]
+
+
+def _same_as(it: _Described) -> list[str]:
+    """The identifiers in other datasets that name the same thing, when safe to link."""
+    same = [link.iri for link in it.resource.links if link.match == "same as"]
+    same += [iri for iri in _iris(it, f"{SKOS}exactMatch") if iri not in same and dataset_of(iri)]
+    return [iri for iri in same if safe_href(iri)]
+
+
+def _subjects(it: _Described) -> list[Json]:
+    return _refs(it, f"{DCTERMS}subject", str(EKG_TERM.keyAgendaItem), str(EKG_TERM.focus))
+
+
+def _event(it: _Described, data: Json) -> None:
+    _first(data, "startDate", _literals(it, f"{SCHEMA}startDate"))
+    _first(data, "endDate", _literals(it, f"{SCHEMA}endDate"))
+    _put(data, "organizer", _refs(it, f"{SCHEMA}organizer"))
+    _put(data, "contributor", _refs(it, str(EKG_TERM.partner)))
+    _put(data, "location", _refs(it, f"{SCHEMA}location", f"{DCTERMS}spatial"))
+    _put(data, "superEvent", _refs(it, f"{SCHEMA}superEvent"))
+    _put(data, "about", _subjects(it), many=True)
+
+
+def _organization(it: _Described, data: Json) -> None:
+    _put(data, "parentOrganization", _refs(it, f"{ORG}subOrganizationOf"))
+    _put(data, "areaServed", _refs(it, f"{SCHEMA}areaServed"))
+
+
+def _defined_term(it: _Described, data: Json) -> None:
+    _put(data, "inDefinedTermSet", _refs(it, f"{SKOS}inScheme"))
+
+
+def _defined_term_set(it: _Described, data: Json) -> None:
+    terms = [_ref(it, iri) for iri in it.resource.subjects(f"{SKOS}inScheme")]
+    _put(data, "hasDefinedTerm", sorted(terms, key=lambda t: t.get("name", "")), many=True)
+
+
+def _creative_work(it: _Described, data: Json) -> None:
+    _first(data, "text", _literals(it, str(EKG_TERM.statement)))
+    _put(data, "about", _subjects(it), many=True)
+    _put(data, "hasPart", _refs(it, f"{DCTERMS}hasPart"), many=True)
+    _put(data, "isPartOf", _refs(it, f"{DCTERMS}isPartOf"))
+    _first(data, "position", _literals(it, f"{SCHEMA}position"))
+    _put(data, "audience", _refs(it, str(EKG_TERM.addressedTo)))
+
+
+#: The properties each schema.org type adds to the common ones (name, description, sameAs).
+KIND_FIELDS: dict[str, Callable[[_Described, Json], None]] = {
+    "Event": _event,
+    "Organization": _organization,
+    "Country": _organization,
+    "DefinedTerm": _defined_term,
+    "DefinedTermSet": _defined_term_set,
+    "CreativeWork": _creative_work,
+    "Claim": _creative_work,
+    "Report": _creative_work,
+}
 
 
 def dataset_jsonld(
@@ -195,4 +252,10 @@ def dataset_jsonld(
     }
 
 
-__all__ = ["add_addresses", "dataset_jsonld", "resource_jsonld", "schema_type"]
+__all__ = [
+    "OTHER_SCHEMA_TYPES",
+    "SchemaTypes",
+    "add_addresses",
+    "dataset_jsonld",
+    "resource_jsonld",
+]

@@ -11,7 +11,7 @@ import pyoxigraph as ox
 from markupsafe import Markup
 
 from escap_kg.iris import ONTOLOGY_IRI
-from escap_kg.pages.data import Node, construct, graph_content_query, select
+from escap_kg.pages.data import Node, Term, construct, graph_content_query, select
 from escap_kg.pages.svg import FONT, link, num, svg_open, text_width
 from escap_kg.pages.terms import (
     DCTERMS,
@@ -68,8 +68,12 @@ class TermDoc:
     domain_of: list[Ref] = field(default_factory=list)
     range_of: list[Ref] = field(default_factory=list)
     instances: list[Node] = field(default_factory=list)
-    instance_count: int = 0
     usage: int = 0
+
+    @property
+    def instance_count(self) -> int:
+        """How many instances the class has."""
+        return len(self.instances)
 
 
 @dataclass
@@ -123,33 +127,50 @@ def _usage_query(graph: str) -> str:
 }} GROUP BY ?p"""
 
 
+Objects = dict[str, dict[str, list[ox.NamedNode | ox.Literal]]]
+
+
 async def ontology_doc(state: State, graph: str) -> OntologyDoc:
     """Read the ontology graph through the engine and document it."""
-    paths = Paths(state.settings.base_iri)
     body, triples = await construct(state, graph_content_query(graph))
     instance_rows = await select(state, _instances_query(graph))
     usage_rows = await select(state, _usage_query(graph))
+    by_subject = _objects_by_subject(triples)
+    own = _own_terms(by_subject)
+    _relate(own, by_subject)
+    _add_instances(own, instance_rows, Paths(state.settings.base_iri))
+    for row in usage_rows:
+        if row["p"].value in own:
+            own[row["p"].value].usage = int(row["n"].value)
+    return _document(own, by_subject, body)
 
-    by_subject: dict[str, dict[str, list[ox.NamedNode | ox.Literal]]] = defaultdict(
-        lambda: defaultdict(list)
-    )
+
+def _objects_by_subject(triples: list[ox.Triple]) -> Objects:
+    """The objects of the graph's statements, by subject IRI and predicate."""
+    by_subject: Objects = defaultdict(lambda: defaultdict(list))
     for t in triples:
         if isinstance(t.subject, ox.NamedNode) and isinstance(t.object, ox.NamedNode | ox.Literal):
             by_subject[t.subject.value][t.predicate.value].append(t.object)
+    return by_subject
 
-    def first(iri: str, predicate: str) -> str:
-        values = by_subject.get(iri, {}).get(predicate, [])
-        english = [v for v in values if isinstance(v, ox.Literal) and v.language in (None, "en")]
-        chosen = english or values
-        return chosen[0].value if chosen else ""
 
-    def iris(iri: str, predicate: str) -> list[str]:
-        return sorted(
-            v.value
-            for v in by_subject.get(iri, {}).get(predicate, [])
-            if isinstance(v, ox.NamedNode)
-        )
+def _first(by_subject: Objects, iri: str, predicate: str) -> str:
+    """The first value (English preferred) of ``iri``'s ``predicate``, or ''."""
+    values = by_subject.get(iri, {}).get(predicate, [])
+    english = [v for v in values if isinstance(v, ox.Literal) and v.language in (None, "en")]
+    chosen = english or values
+    return chosen[0].value if chosen else ""
 
+
+def _iris(by_subject: Objects, iri: str, predicate: str) -> list[str]:
+    """The IRIs that are values of ``iri``'s ``predicate``, sorted."""
+    return sorted(
+        v.value for v in by_subject.get(iri, {}).get(predicate, []) if isinstance(v, ox.NamedNode)
+    )
+
+
+def _own_terms(by_subject: Objects) -> dict[str, TermDoc]:
+    """Our own classes and properties, with their names and definitions."""
     own: dict[str, TermDoc] = {}
     for iri, props in by_subject.items():
         kinds = [KINDS[v.value] for v in props.get(RDF_TYPE, []) if v.value in KINDS]
@@ -159,33 +180,48 @@ async def ontology_doc(state: State, graph: str) -> OntologyDoc:
             iri=iri,
             anchor=local_name(iri),
             kind=kinds[0],
-            label=first(iri, f"{RDFS}label") or words(local_name(iri)),
-            definition=first(iri, f"{SKOS}definition"),
-            comment=first(iri, f"{RDFS}comment"),
+            label=_first(by_subject, iri, f"{RDFS}label") or words(local_name(iri)),
+            definition=_first(by_subject, iri, f"{SKOS}definition"),
+            comment=_first(by_subject, iri, f"{RDFS}comment"),
         )
+    return own
+
+
+def _relate(own: dict[str, TermDoc], by_subject: Objects) -> None:
+    """Each term's parents, domain, range and disjoint classes, and the other way round."""
 
     def ref(iri: str) -> Ref:
         if iri in own:
             return Ref(own[iri].anchor, f"#{own[iri].anchor}", iri, True)
         return Ref(prefixed(iri), safe_href(iri), iri, False)
 
+    def refs(iri: str, predicate: str) -> list[Ref]:
+        return [ref(p) for p in _iris(by_subject, iri, predicate)]
+
     for iri, doc in own.items():
         parent_property = f"{RDFS}subClassOf" if doc.kind == "class" else f"{RDFS}subPropertyOf"
-        doc.parents = [ref(p) for p in iris(iri, parent_property)]
-        doc.domain = [ref(p) for p in iris(iri, f"{RDFS}domain")]
-        doc.range = [ref(p) for p in iris(iri, f"{RDFS}range")]
-        doc.disjoint = [ref(p) for p in iris(iri, f"{OWL}disjointWith")]
+        doc.parents = refs(iri, parent_property)
+        doc.domain = refs(iri, f"{RDFS}domain")
+        doc.range = refs(iri, f"{RDFS}range")
+        doc.disjoint = refs(iri, f"{OWL}disjointWith")
     for iri, doc in own.items():
-        for parent in doc.parents:
-            if parent.iri in own:
-                own[parent.iri].children.append(ref(iri))
-        for cls in doc.domain:
-            if cls.iri in own:
-                own[cls.iri].domain_of.append(ref(iri))
-        for cls in doc.range:
-            if cls.iri in own:
-                own[cls.iri].range_of.append(ref(iri))
-    for row in instance_rows:
+        for parents, inverse in (
+            (doc.parents, "children"),
+            (doc.domain, "domain_of"),
+            (doc.range, "range_of"),
+        ):
+            for other in parents:
+                if other.iri in own:
+                    getattr(own[other.iri], inverse).append(ref(iri))
+    for doc in own.values():
+        doc.children.sort(key=lambda r: r.text)
+        doc.domain_of.sort(key=lambda r: r.text)
+        doc.range_of.sort(key=lambda r: r.text)
+
+
+def _add_instances(own: dict[str, TermDoc], rows: list[dict[str, Term]], paths: Paths) -> None:
+    """The instances of each of our classes, by name."""
+    for row in rows:
         class_iri = row["c"].value
         if class_iri in own:
             doc = own[class_iri]
@@ -193,33 +229,34 @@ async def ontology_doc(state: State, graph: str) -> OntologyDoc:
             label = row["label"].value if "label" in row else paths.slug_words(x)
             if all(n.iri != x for n in doc.instances):
                 doc.instances.append(Node(x, label, paths.href(x), paths.kind(x) or "other"))
-    for row in usage_rows:
-        if row["p"].value in own:
-            own[row["p"].value].usage = int(row["n"].value)
     for doc in own.values():
-        doc.children.sort(key=lambda r: r.text)
-        doc.domain_of.sort(key=lambda r: r.text)
-        doc.range_of.sort(key=lambda r: r.text)
         doc.instances.sort(key=lambda n: n.label)
-        doc.instance_count = len(doc.instances)
 
+
+def _document(own: dict[str, TermDoc], by_subject: Objects, body: bytes) -> OntologyDoc:
+    """The page: the ontology's header, its terms by kind and the diagram."""
     ordered = sorted(own.values(), key=lambda d: d.anchor.lower())
     classes = [d for d in ordered if d.kind == "class"]
+    object_properties = [d for d in ordered if d.kind == "object property"]
     meta = ONTOLOGY_IRI
+
+    def first(predicate: str) -> str:
+        return _first(by_subject, meta, predicate)
+
     return OntologyDoc(
         iri=meta,
-        title=first(meta, f"{DCTERMS}title") or first(meta, f"{RDFS}label") or "Ontology",
-        description=first(meta, f"{DCTERMS}description"),
-        version=first(meta, f"{OWL}versionInfo"),
-        version_iri=first(meta, f"{OWL}versionIRI"),
-        license=first(meta, f"{DCTERMS}license"),
-        created=first(meta, f"{DCTERMS}created"),
-        creator=first(meta, f"{DCTERMS}creator"),
-        see_also=iris(meta, f"{RDFS}seeAlso"),
+        title=first(f"{DCTERMS}title") or first(f"{RDFS}label") or "Ontology",
+        description=first(f"{DCTERMS}description"),
+        version=first(f"{OWL}versionInfo"),
+        version_iri=first(f"{OWL}versionIRI"),
+        license=first(f"{DCTERMS}license"),
+        created=first(f"{DCTERMS}created"),
+        creator=first(f"{DCTERMS}creator"),
+        see_also=_iris(by_subject, meta, f"{RDFS}seeAlso"),
         classes=classes,
-        object_properties=[d for d in ordered if d.kind == "object property"],
+        object_properties=object_properties,
         datatype_properties=[d for d in ordered if d.kind == "datatype property"],
-        diagram=class_diagram(classes, [d for d in ordered if d.kind == "object property"]),
+        diagram=class_diagram(classes, object_properties),
         nt=body,
     )
 
@@ -245,7 +282,6 @@ def class_diagram(classes: list[TermDoc], properties: list[TermDoc], ident: str 
     """The classes in their subclass trees (above), the object properties from domain to range
     (below); every box and property name links to its entry on the page."""
     width = 960.0
-    parts: list[str] = []
     hierarchy, top_height = _hierarchy(classes, width, 40.0, ident)
     flows, flow_height = _flows(properties, width, top_height + 56.0, ident)
     height = top_height + 56.0 + flow_height + 10

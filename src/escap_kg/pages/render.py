@@ -11,25 +11,23 @@ import rdflib
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
-from escap_kg.iris import prefixes
+from escap_kg.formats import ALIASES as FORMAT_ALIASES
+from escap_kg.formats import PAGE_FORMATS, RDF_FORMATS, canonical, media_type
+from escap_kg.iris import prefixes, used_prefixes
 
 #: The Jinja2 templates of the pages and the query UI.
 TEMPLATES_DIR: Path = Path(__file__).resolve().parents[1] / "templates"
 PAGES_TEMPLATES = TEMPLATES_DIR / "pages"
 STATIC = "/static/pages"
 
-#: RDF media types a description is served in, and rdflib's name of each syntax.
-RDF_SYNTAXES: dict[str, str] = {
-    "text/turtle": "turtle",
-    "application/ld+json": "json-ld",
-    "application/n-triples": "nt",
-    "application/rdf+xml": "xml",
-}
-#: Other names clients use for the same syntaxes.
+#: RDF media types a description is served in, our preference first (rdflib writes each by it).
+RDF_SYNTAXES: list[str] = [media_type(fmt) for fmt in PAGE_FORMATS.values()]
+#: Other names clients use for the same syntaxes, and the media type each stands for.
 ALIASES: dict[str, str] = {
-    "application/x-turtle": "text/turtle",
-    "application/json": "application/ld+json",
+    alias: canonical(alias, PAGE_FORMATS.values()) for alias in FORMAT_ALIASES["page"]
 }
+N_TRIPLES = media_type(RDF_FORMATS["nt"])
+JSON_LD = media_type(RDF_FORMATS["jsonld"])
 NAV = (
     ("/", "Home"),
     ("/id/", "Browse"),
@@ -75,7 +73,7 @@ def jsonld_block(data: object) -> Markup:
 def serialize(nt: bytes, media_type: str, base_iri: str) -> bytes:
     """A description given as N-Triples, written in the RDF syntax of ``media_type``."""
     media_type = ALIASES.get(media_type, media_type)
-    if media_type == "application/n-triples":
+    if media_type == N_TRIPLES:
         lines = sorted({line for line in nt.decode("utf-8").splitlines() if line.strip()})
         return ("\n".join(lines) + "\n").encode("utf-8") if lines else b""
     graph = rdflib.Graph(bind_namespaces="none")
@@ -83,24 +81,14 @@ def serialize(nt: bytes, media_type: str, base_iri: str) -> bytes:
     for prefix, namespace in table.items():
         graph.bind(prefix, namespace)
     graph.parse(data=nt.decode("utf-8"), format="nt")
-    syntax = RDF_SYNTAXES[media_type]
-    if syntax == "json-ld":
-        used = _used_prefixes(graph, table)
-        text = graph.serialize(format="json-ld", context=used, auto_compact=True)
+    if media_type == JSON_LD:
+        used = used_prefixes(
+            (str(t) for triple in graph for t in triple if isinstance(t, rdflib.URIRef)), table
+        )
+        text = graph.serialize(format=media_type, context=used, auto_compact=True)
     else:
-        text = graph.serialize(format=syntax)
+        text = graph.serialize(format=media_type)
     return text.encode("utf-8")
-
-
-def _used_prefixes(graph: rdflib.Graph, table: dict[str, str]) -> dict[str, str]:
-    used: dict[str, str] = {}
-    for triple in graph:
-        for term in triple:
-            if isinstance(term, rdflib.URIRef):
-                for prefix, namespace in table.items():
-                    if str(term).startswith(namespace):
-                        used[prefix] = namespace
-    return dict(sorted(used.items()))
 
 
 __all__ = ["ALIASES", "RDF_SYNTAXES", "environment", "jsonld_block", "render", "serialize"]

@@ -12,13 +12,15 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse
 from fastapi.routing import APIRoute
 
 from escap_kg.citation import cite
+from escap_kg.export import EXPORT_FORMATS
+from escap_kg.formats import PAGE_FORMATS
 from escap_kg.iris import ONTOLOGY_IRI, RESOURCE_KINDS
 from escap_kg.pages import charts, jsonld, svg
 from escap_kg.pages.browse import HOME_KINDS, PAGE_SIZE, Browse, parse_page
 from escap_kg.pages.catalogue import CataloguePages
 from escap_kg.pages.data import (
-    Catalogue,
     Resource,
+    SiteData,
     construct,
     graph_content_query,
     graph_size_query,
@@ -50,19 +52,12 @@ RESOURCE_ROUTE = "/id/{kind}/{slug}"
 GRAPH_CONTENT_LIMIT = 10_000
 #: Resources listed per graph page.
 GRAPH_SUBJECT_LIMIT = 300
-FORMAT_NAMES = {
-    "ttl": "Turtle",
-    "jsonld": "JSON-LD",
-    "nt": "N-Triples",
-    "rdf": "RDF/XML",
-}
+#: The RDF variants of a page: file suffix and the syntax's name.
+FORMAT_NAMES = {fmt.file_extension: fmt.name for fmt in PAGE_FORMATS.values()}
+#: The downloads of the whole graph: file suffix, media type and the syntax's name.
 DOWNLOADS = [
-    ("ttl", "text/turtle", "Turtle"),
-    ("nt", "application/n-triples", "N-Triples"),
-    ("nq", "application/n-quads", "N-Quads"),
-    ("trig", "application/trig", "TriG"),
-    ("jsonld", "application/ld+json", "JSON-LD"),
-    ("rdf", "application/rdf+xml", "RDF/XML"),
+    (spec.suffix.lstrip("."), spec.media_type, spec.rdf_format.name)
+    for spec in EXPORT_FORMATS.values()
 ]
 HOME_DESCRIPTION = (
     "A knowledge graph of the work of the United Nations Economic and Social Commission for "
@@ -158,7 +153,7 @@ class Pages:
 
     def __init__(self, state: State) -> None:
         self.state = state
-        self.catalogue = Catalogue(state)
+        self.site = SiteData(state)
         self.paths = Paths(state.settings.base_iri)
         self.browse = Browse(state, self.paths)
         self._ontology: dict[int, OntologyDoc] = {}
@@ -250,13 +245,13 @@ class Pages:
         if media is None:
             return self.not_acceptable()
         if media == HTML:
-            resource = await self.catalogue.resource(iri)
+            resource = await self.site.resource(iri)
             content = await self._graph_content(iri) if graph else None
             if resource is None and not (content and content["size"]):
                 return self.not_found(request, "Nothing in the graph has this IRI.")
             page = await self._resource_page(request, iri, path, resource, content)
             return self.html_response(page, path, negotiated)
-        nt, triples = await self.catalogue.describe(iri)
+        nt, triples = await self.site.describe(iri)
         found = bool(triples)
         if graph:
             size = await self._graph_size(iri)
@@ -276,20 +271,21 @@ class Pages:
         resource: Resource | None,
         content: dict[str, object] | None,
     ) -> str:
-        catalogue = self.catalogue
+        site = self.site
         if resource is None:
             label = iri.rsplit("/", 1)[-1]
             resource = _empty_resource(iri, label, self.paths)
         page_url = str(request.url.replace(query="", fragment=""))
-        data = jsonld.resource_jsonld(resource, page_url)
+        schema = jsonld.SchemaTypes(await site.class_parents())
+        data = jsonld.resource_jsonld(resource, page_url, schema)
         if content is not None:
             data["@type"] = "Dataset"
             data["license"] = "https://creativecommons.org/licenses/by/4.0/"
         timeline = None
         tree = None
         types = set(resource.type_iris)
-        activities = await catalogue.activities()
-        roles = await catalogue.role_labels()
+        activities = await site.activities()
+        roles = await site.role_labels()
         if any(a.iri == iri for a in activities):
             # An activity among all the others, marked.
             timeline = svg.timeline(
@@ -310,7 +306,7 @@ class Pages:
                     title=f"Activities of {resource.label}, {svg.year_span(own)}",
                 )
         if f"{SKOS}ConceptScheme" in types:
-            tree = await catalogue.concept_tree(iri)
+            tree = await site.concept_tree(iri)
         picture = (
             svg.neighbourhood(
                 short_name(resource.label, resource.alt_labels), resource.edges, "page-links"
@@ -376,7 +372,7 @@ class Pages:
             return self.not_found(
                 request, f"There is no page {asked!r} of this list: its pages are 1 to {pages}."
             )
-        listing = await self.browse.listing(kind, number, await self.catalogue.vocabulary())
+        listing = await self.browse.listing(kind, number, await self.site.vocabulary())
         page = render(
             "list.html",
             title=listing.title,
@@ -400,7 +396,7 @@ class Pages:
 
     async def extra_graph(self, request: Request, name: str) -> Response:
         """``/graph/extra/{name}``: a graph loaded from an extra file (``serve --data``)."""
-        graphs = await self.catalogue.graphs()
+        graphs = await self.site.graphs()
         stem, suffix = name, None
         if f"{self.paths.graph_base}extra/{name}" not in graphs:
             stem, suffix = split_suffix(name)
@@ -453,7 +449,7 @@ class Pages:
         generation = self.state.generation
         async with self._lock:
             if generation not in self._ontology:
-                doc = await ontology_doc(self.state, self.catalogue.ontology_graph)
+                doc = await ontology_doc(self.state, self.site.ontology_graph)
                 self._ontology = {generation: doc}
         return self._ontology[generation]
 
@@ -522,12 +518,12 @@ class Pages:
 
     async def home(self, request: Request) -> Response:
         """``/``: what the dataset is, its size, a timeline, the partner network and the themes."""
-        catalogue = self.catalogue
-        counts = await catalogue.counts()
+        site = self.site
+        counts = await site.counts()
         kinds = await self.browse.counts()
-        activities = await catalogue.activities()
-        roles = await catalogue.role_labels()
-        themes = await catalogue.concept_tree(catalogue.themes_scheme)
+        activities = await site.activities()
+        roles = await site.role_labels()
+        themes = await site.concept_tree(site.themes_scheme)
         base = str(request.base_url).rstrip("/")
         downloads = [
             (f"{base}/download/escap-kg.{suffix}", media) for suffix, media, _ in DOWNLOADS
@@ -575,7 +571,7 @@ class Pages:
                 results.append({**hit, "href": self.paths.href(str(hit["iri"]))})
         elif query:
             needles = query.lower().split()
-            for entry in await self.catalogue.search_index():
+            for entry in await self.site.search_index():
                 text = " ".join(entry.names).lower() + " " + entry.iri.lower()
                 if all(n in text for n in needles):
                     href = self.paths.href(entry.iri)

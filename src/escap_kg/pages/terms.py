@@ -7,7 +7,17 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
-from escap_kg.iris import ONTOLOGY_IRI, RESOURCE_KINDS, VOCABULARY_PREFIXES, shorten
+from escap_kg.formats import PAGE_FORMATS, media_type
+from escap_kg.iris import (
+    ONTOLOGY_IRI,
+    RESOURCE_KINDS,
+    SLUG,
+    VOCABULARY_PREFIXES,
+    is_http_iri,
+    shorten,
+)
+from escap_kg.links import LINKED_DATASETS
+from escap_kg.namespaces import EKG as EKG_TERM
 
 RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
 RDFS = "http://www.w3.org/2000/01/rdf-schema#"
@@ -21,31 +31,22 @@ ORG = "http://www.w3.org/ns/org#"
 EKG = f"{ONTOLOGY_IRI}#"
 RDF_TYPE = f"{RDF}type"
 
-#: A slug we mint: lowercase kebab-case, as the README asks of new IRIs.
-SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 #: A file stem of an extra graph (``<base>graph/extra/<stem>``), as ``load`` names them.
 EXTRA_GRAPH = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$")
-#: What may sit between ``<`` and ``>`` of an IRI in SPARQL text, and nothing else.
-SAFE_IRI = re.compile(r"^https?://[^\s<>\"{}|\\^`]+$")
 #: The start of an IRI a page may link to: the scheme exactly so (lowercase, nothing before it),
 #: then a host for http and https, an address for mailto.
 LINKABLE = re.compile(r"(?:https?://[^/?#]|mailto:.)")
 
 #: Suffixes that ask for one RDF syntax without an Accept header, and the media type each gives.
 SUFFIX_TYPES: dict[str, str] = {
-    "ttl": "text/turtle",
-    "jsonld": "application/ld+json",
-    "nt": "application/n-triples",
-    "rdf": "application/rdf+xml",
+    **{fmt.file_extension: media_type(fmt) for fmt in PAGE_FORMATS.values()},
     "html": "text/html",
 }
 
 #: Datasets we link to, by namespace; the most specific namespace is looked up first.
-DATASETS: tuple[tuple[str, str, str], ...] = (
-    ("http://metadata.un.org/sdg/codes/geoArea/", "UN M49", "UN M49 area"),
-    ("http://metadata.un.org/sdg/", "SDG", "SDG"),
-    ("http://metadata.un.org/thesaurus/", "UNBIS Thesaurus", "UNBIS Thesaurus"),
-    ("http://www.wikidata.org/entity/", "Wikidata", "Wikidata"),
+DATASETS: tuple[tuple[str, str, str], ...] = tuple(
+    (d.namespace, d.name, d.short)
+    for d in sorted(LINKED_DATASETS, key=lambda d: len(d.namespace), reverse=True)
 )
 
 # Plain words for reused properties whose local name reads badly or means something else here.
@@ -135,19 +136,19 @@ INVERSE_WORDS: dict[str, str] = {
     f"{ORG}transitiveSubOrganizationOf": "has within it",
     f"{ORG}originalOrganization": "original organization in",
     f"{ORG}resultingOrganization": "resulting organization of",
-    f"{EKG}preparatoryTo": "prepared by",
-    f"{EKG}followUpOf": "followed up by",
-    f"{EKG}adoptedAt": "adopted here",
-    f"{EKG}noted": "noted by",
-    f"{EKG}addressedTo": "addressee of",
-    f"{EKG}inCooperationWith": "named to cooperate in",
-    f"{EKG}partner": "partner of",
-    f"{EKG}plannedWork": "announced at",
-    f"{EKG}presentedAsBackgroundDocumentAt": "background document",
-    f"{EKG}focus": "focus of",
-    f"{EKG}keyAgendaItem": "key agenda item of",
-    f"{EKG}confidence": "confidence of",
-    f"{EKG}availableFrom": "page of",
+    str(EKG_TERM.preparatoryTo): "prepared by",
+    str(EKG_TERM.followUpOf): "followed up by",
+    str(EKG_TERM.adoptedAt): "adopted here",
+    str(EKG_TERM.noted): "noted by",
+    str(EKG_TERM.addressedTo): "addressee of",
+    str(EKG_TERM.inCooperationWith): "named to cooperate in",
+    str(EKG_TERM.partner): "partner of",
+    str(EKG_TERM.plannedWork): "announced at",
+    str(EKG_TERM.presentedAsBackgroundDocumentAt): "background document",
+    str(EKG_TERM.focus): "focus of",
+    str(EKG_TERM.keyAgendaItem): "key agenda item of",
+    str(EKG_TERM.confidence): "confidence of",
+    str(EKG_TERM.availableFrom): "page of",
 }
 
 MONTHS = tuple(calendar.month_name)
@@ -291,7 +292,7 @@ def safe_href(iri: str | None) -> str | None:
 
 def checked_iri(iri: str) -> str:
     """``iri`` itself, once it is known to be safe between ``<`` and ``>`` in SPARQL text."""
-    if not SAFE_IRI.match(iri):
+    if not is_http_iri(iri):
         raise ValueError(f"not a safe IRI: {iri!r}")
     return iri
 
