@@ -543,6 +543,7 @@ class Pages:
             activities=activities,
             timeline=svg.timeline(activities, "home-timeline", roles),
             network=svg.network(activities, "home-network", roles),
+            roles=roles,
             themes=themes,
             downloads=DOWNLOADS,
             citation=citation,
