@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from escap_kg.database import load
 from escap_kg.search import INDEX_NAME, Index, match_expression
-from escap_kg.server import create_app
+from escap_kg.server import create_app, local_engine
 from escap_kg.settings import Settings
 from escap_kg.store import KnowledgeGraph
 
@@ -186,6 +187,36 @@ def test_an_old_store_without_an_index_says_so(tmp_path: Path, settings: Setting
         response = client.get("/api/search", params={"q": "migration"})
         assert response.status_code == 503
         assert response.text == "this store has no search index; reload it with escap-kg load\n"
+
+
+def test_searches_wait_for_the_index_built_after_the_start(kg: KnowledgeGraph) -> None:
+    # In memory the index is built in the background once the graph is loaded: queries are
+    # answered meanwhile, searches wait for it a little, then are told to come back.
+    settings = Settings(workers=1)
+    engine = local_engine(settings, kg.nquads())
+    with TestClient(create_app(settings, engine=engine)) as client:
+        assert client.get("/sparql", params={"query": "ASK {}"}).status_code == 200
+        folder = engine.source.snapshot.parent  # type: ignore[union-attr]
+        deadline = time.monotonic() + 60
+        while not (built := sorted(folder.glob("search-*.sqlite"))):
+            assert time.monotonic() < deadline, "the index was never written"
+            time.sleep(0.05)
+        hidden = built[0].rename(folder / "hidden.sqlite")  # as if still being built
+        started = time.monotonic()
+        response = client.get("/api/search", params={"q": "counselling"})
+        assert response.status_code == 503
+        assert response.headers["Retry-After"] == "5"
+        assert response.text == "the search index is being built; try again in a few seconds\n"
+        assert time.monotonic() - started >= 4  # it waited for the index first
+        failed = built[0].with_name(f"{built[0].name}.failed")
+        failed.write_text("disk full")
+        response = client.get("/api/search", params={"q": "counselling"})
+        assert response.status_code == 503
+        assert "Retry-After" not in response.headers
+        assert response.text == "the search index could not be built; see the log\n"
+        failed.unlink()
+        hidden.rename(built[0])
+        assert search(client, "counselling")[0]["kind"] == "Recommendation"
 
 
 # The search page ---------------------------------------------------------------------------------

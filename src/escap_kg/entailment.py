@@ -6,16 +6,18 @@ disk too, without copying the graph into rdflib), the rules can be read and run 
 anywhere, and we need two RDFS rules (rdfs5/rdfs11 for the hierarchies, rdfs9 and rdfs7 for
 their use), not the whole OWL 2 RL closure owlrl computes (with its axiomatic triples).
 
-Every rule reads the union of the store's other named graphs and writes only into the entailed
-graph (``<base>graph/entailed``), which is dropped first: a refresh is idempotent and follows
-deletions. The other graphs are named in ``USING`` clauses rather than matched one at a time
-with ``GRAPH ?g``, because a chain of ``rdfs:subClassOf`` may cross graphs (an extra file
-refining one of our classes) and a property path inside ``GRAPH ?g`` stays in one graph.
+The rules are the definition; :func:`refresh` derives the same graph about ten times faster
+by splitting them: it reads the two hierarchies (a few dozen statements) and closes them in
+Python, then runs one small update per class and super-class (and per property and
+super-property), which the engine answers from the index of that one term. Only where a
+derived statement could feed another rule (a subproperty of ``rdf:type``, ``rdfs:subClassOf``
+or ``rdfs:subPropertyOf``) does it run the rules themselves until nothing more is derived.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pyoxigraph as ox
@@ -132,9 +134,19 @@ def rules(entailed: str, others: list[str]) -> list[str]:
 
 def refresh(store: ox.Store, graph: str | None = None) -> Refresh:
     """Rebuild the entailed graph of ``store`` (``graph``, or the one :func:`graph_of` finds)
-    from all its other named graphs."""
+    from all its other named graphs: the graph :func:`rules` derive, computed directly (see
+    the module's docstring)."""
     started = time.monotonic()
     entailed = graph or graph_of(store)
+    store.update(f"DROP SILENT GRAPH <{entailed}>")
+    if not _derive(store, ox.NamedNode(entailed)):
+        return refresh_by_rules(store, entailed, started)
+    return Refresh(entailed, _size(store, entailed), 1, time.monotonic() - started)
+
+
+def refresh_by_rules(store: ox.Store, entailed: str, started: float | None = None) -> Refresh:
+    """Rebuild the entailed graph by running :func:`rules` until nothing more is derived."""
+    started = time.monotonic() if started is None else started
     store.update(f"DROP SILENT GRAPH <{entailed}>")
     others = sorted(
         g.value for g in store.named_graphs() if isinstance(g, ox.NamedNode) and g.value != entailed
@@ -151,5 +163,127 @@ def refresh(store: ox.Store, graph: str | None = None) -> Refresh:
     return Refresh(entailed, size, rounds, time.monotonic() - started)
 
 
+_Term = ox.NamedNode | ox.BlankNode | ox.Literal | ox.Triple
+_Statement = tuple[_Term, ox.NamedNode, _Term]
+_SUBCLASS = ox.NamedNode(f"{RDFS}subClassOf")
+_SUBPROPERTY = ox.NamedNode(f"{RDFS}subPropertyOf")
+_TYPE = ox.NamedNode("http://www.w3.org/1999/02/22-rdf-syntax-ns#type")
+
+
+def _stated(
+    store: ox.Store,
+    entailed: ox.NamedNode,
+    subject: _Term | None = None,
+    predicate: ox.NamedNode | None = None,
+    obj: _Term | None = None,
+) -> Iterator[_Statement]:
+    """The statements of the named graphs the rules read (every one but ``entailed``)."""
+    for quad in store.quads_for_pattern(subject, predicate, obj, None):  # type: ignore[arg-type]
+        if isinstance(quad.graph_name, ox.NamedNode) and quad.graph_name != entailed:
+            yield quad.subject, quad.predicate, quad.object
+
+
+def _closure(edges: set[tuple[_Term, _Term]]) -> dict[_Term, set[_Term]]:
+    """Every term's strict super-terms: the transitive closure of ``edges``."""
+    direct: dict[_Term, set[_Term]] = {}
+    for sub, sup in edges:
+        direct.setdefault(sub, set()).add(sup)
+    closed: dict[_Term, set[_Term]] = {}
+    for start in direct:
+        seen: set[_Term] = set()
+        todo = list(direct[start])
+        while todo:
+            term = todo.pop()
+            if term not in seen:
+                seen.add(term)
+                todo.extend(direct.get(term, ()))
+        closed[start] = seen
+    return closed
+
+
+# One class and one of its super-classes: the types rule (rdfs9) for that pair, evaluated by the
+# engine over its indexes; and the same for one property and one of its super-properties (rdfs7).
+# MINUS (one pass over each side) rather than FILTER NOT EXISTS (a lookup per row): 3x faster.
+_PAIR_TYPES = """
+CONSTRUCT {{ ?x a {sup} }}
+WHERE {{
+  {{ GRAPH ?g {{ ?x a {sub} }} FILTER(?g != {entailed}) }}
+  MINUS {{ GRAPH ?h {{ ?x a {sup} }} FILTER(?h != {entailed}) }}
+}}
+"""
+_PAIR_PROPERTIES = """
+CONSTRUCT {{ ?s {sup} ?o }}
+WHERE {{
+  {{ GRAPH ?g {{ ?s {sub} ?o }} FILTER(?g != {entailed}) }}
+  MINUS {{ GRAPH ?h {{ ?s {sup} ?o }} FILTER(?h != {entailed}) }}
+}}
+"""
+
+
+def _derive(store: ox.Store, entailed: ox.NamedNode) -> bool:
+    """Write what the rules derive from the named graphs of ``store`` into ``entailed`` (just
+    dropped); False, writing nothing, when a derived statement could feed another rule (a
+    property whose super-properties include ``rdf:type``, ``rdfs:subClassOf`` or
+    ``rdfs:subPropertyOf``, or ``rdf:type`` with super-properties), where only the rules, run
+    until nothing more is derived, will do.
+    """
+    classes = _closure({(s, o) for s, _, o in _stated(store, entailed, None, _SUBCLASS)})
+    properties = _closure({(s, o) for s, _, o in _stated(store, entailed, None, _SUBPROPERTY)})
+    feeding = {_TYPE, _SUBCLASS, _SUBPROPERTY}
+    if _TYPE in properties or any(feeding & supers for supers in properties.values()):
+        return False
+    # The closure of both hierarchies (rdfs11, rdfs5), but what a named graph states.
+    closure = [
+        ox.Quad(sub, relation, sup, entailed)  # type: ignore[arg-type]
+        for relation, closed in ((_SUBCLASS, classes), (_SUBPROPERTY, properties))
+        for sub, supers in closed.items()
+        for sup in supers
+        if not any(True for _ in _stated(store, entailed, sub, relation, sup))
+    ]
+    store.extend(closure)
+    # Types and statements of the closed hierarchies: one query per pair, each a single pass
+    # over the index of that class or property. The hierarchies are closed, so no derived
+    # statement feeds another pair's rule. The answers go into the graph as N-Triples through
+    # the bulk loader, far faster than as an update's inserts on disk (without a transaction:
+    # loads build a staging copy of the store, and updates are not atomic over the rules).
+    pending = bytearray()
+    for template, closed in ((_PAIR_TYPES, classes), (_PAIR_PROPERTIES, properties)):
+        for sub, supers in closed.items():
+            for sup in supers:
+                if isinstance(sub, ox.NamedNode) and isinstance(sup, ox.NamedNode):
+                    found = store.query(template.format(entailed=entailed, sub=sub, sup=sup))
+                    assert isinstance(found, ox.QueryTriples)  # noqa: S101 - a CONSTRUCT
+                    pending += found.serialize(format=ox.RdfFormat.N_TRIPLES) or b""
+                    if len(pending) >= _BATCH_BYTES:
+                        _load(store, entailed, pending)
+                        pending = bytearray()
+                elif template is _PAIR_TYPES:
+                    # A blank node in a query's text would be a variable.
+                    _types_of_blank_pair(store, entailed, sub, sup)
+    _load(store, entailed, pending)
+    return True
+
+
+#: Derived statements, as N-Triples, collected before each bulk load into the entailed graph.
+_BATCH_BYTES = 64 * 2**20
+
+
+def _load(store: ox.Store, entailed: ox.NamedNode, triples: bytearray) -> None:
+    if triples:
+        store.bulk_load(bytes(triples), format=ox.RdfFormat.N_TRIPLES, to_graph=entailed)
+
+
+def _types_of_blank_pair(store: ox.Store, entailed: ox.NamedNode, sub: _Term, sup: _Term) -> None:
+    """The types rule for a class or super-class that is a blank node (an OWL restriction)."""
+    found = [
+        ox.Quad(x, _TYPE, sup, entailed)  # type: ignore[arg-type]
+        for x, _, _ in _stated(store, entailed, None, _TYPE, sub)
+        if not any(True for _ in _stated(store, entailed, x, _TYPE, sup))
+    ]
+    store.extend(found)
+
+
 def _size(store: ox.Store, graph: str) -> int:
-    return sum(1 for _ in store.quads_for_pattern(None, None, None, ox.NamedNode(graph)))
+    counted = store.query(f"SELECT (COUNT(*) AS ?n) WHERE {{ GRAPH <{graph}> {{ ?s ?p ?o }} }}")
+    assert isinstance(counted, ox.QuerySolutions)  # noqa: S101 - a SELECT
+    return int(next(counted)["n"].value)

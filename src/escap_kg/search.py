@@ -21,6 +21,9 @@ INDEX_NAME = "escap-kg-search.sqlite"
 MAX_LIMIT = 100
 #: Words of a search beyond this many are ignored.
 MAX_WORDS = 16
+#: How the refusal of a search begins while the index is still being built (the server adds
+#: ``Retry-After``).
+INDEX_BUILDING = "the search index is being built"
 
 RDF_TYPE = "http://www.w3.org/1999/02/22-rdf-syntax-ns#type"
 RDFS = "http://www.w3.org/2000/01/rdf-schema#"
@@ -292,6 +295,7 @@ def hits_json(hits: list[Hit]) -> bytes:
 
 
 __all__ = [
+    "INDEX_BUILDING",
     "INDEX_NAME",
     "MAX_LIMIT",
     "Hit",

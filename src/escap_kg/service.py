@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 from fastapi import Request, Response
 from pydantic import BaseModel, Field
 
-from escap_kg.engine import Answer, QueryEngine, QueryJob, UpdateJob
+from escap_kg.engine import Answer, EngineError, QueryEngine, QueryJob, UpdateJob
 from escap_kg.jobs import SearchJob
 from escap_kg.queries import Query
+from escap_kg.search import INDEX_BUILDING
 from escap_kg.settings import Settings
 
 if TYPE_CHECKING:
@@ -167,9 +168,13 @@ async def search_hits(
     if not q.strip():
         raise ProtocolError(400, "give at least one word to search for (q=...)")
     job = SearchJob(q=q[:500], limit=limit, kinds=tuple(kinds))
-    hits: list[dict[str, Any]] = json.loads(
-        await state.engine.search(job, state.settings.query_timeout)
-    )
+    try:
+        found = await state.engine.search(job, state.settings.query_timeout)
+    except EngineError as err:
+        if err.status == 503 and err.message.startswith(INDEX_BUILDING):
+            raise ProtocolError(503, err.message, {"Retry-After": "5"}) from None
+        raise
+    hits: list[dict[str, Any]] = json.loads(found)
     return hits
 
 

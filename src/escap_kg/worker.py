@@ -17,12 +17,14 @@ status, message)``.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing.connection
 import os
 import pickle
 import signal
 import socket
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -50,6 +52,7 @@ from escap_kg.jobs import (
     SearchJob,
     UpdateJob,
 )
+from escap_kg.search import INDEX_BUILDING
 from escap_kg.sparql import Scan
 
 DATA, CONTROL, LAST, HEAD = b"D", b"C", b"E", b"H"
@@ -280,6 +283,8 @@ class Worker:
                 path = self.source.database / INDEX_NAME
             if path is None:
                 raise RefusedError(503, "the search index could not be built; see the log")
+            if self.source.database is None:
+                _wait_for_index(path)  # built in the background since the start
             self._searcher = Index(path)
         try:
             hits = self._searcher.search(job.q, job.limit, job.kinds)
@@ -316,6 +321,31 @@ class Worker:
             self.previous_index.unlink(missing_ok=True)
         self.previous_index, self.index = self.index, path
 
+    def index_in_background(self) -> None:
+        """In memory: start indexing the store for full-text search in a fork, at low CPU
+        priority, so that queries are answered meanwhile. Forks of this process find the
+        index at :attr:`index` once it is written (see :func:`_wait_for_index`)."""
+        if self.store is None or self.source.snapshot is None:
+            return
+        self._built += 1
+        path = self.source.snapshot.parent / f"search-{os.getpid()}-{self._built}.sqlite"
+        self.previous_index, self.index = self.index, path
+        if os.fork() != 0:
+            return  # reaped by the kernel: the zygote ignores SIGCHLD
+        code = 1
+        try:
+            from escap_kg.search import build_index
+
+            os.nice(10)
+            build_index(self.store, path)
+            code = 0
+        except BaseException as err:
+            with contextlib.suppress(BaseException):
+                print(f"escap-kg: could not build the search index: {err}", file=sys.stderr)
+                _failed(path).write_text(str(err))
+        finally:
+            os._exit(code)
+
     def update(self, job: UpdateJob) -> None:
         """Evaluate an update (the writer's side: see :func:`zygote_main`)."""
         text, shift = inspect_update(job)
@@ -334,6 +364,27 @@ class Worker:
         writable.flush()
         self.index_for_search(writable)
         del writable
+
+
+#: Seconds a search waits for an index being built before it is answered 503.
+INDEX_WAIT = 5.0
+
+
+def _failed(index: Path) -> Path:
+    """The file that tells, instead of ``index``, why building it failed."""
+    return index.with_name(f"{index.name}.failed")
+
+
+def _wait_for_index(path: Path) -> None:
+    """Return once the index at ``path`` is written; refuse if its build failed, or is still
+    running after :data:`INDEX_WAIT` seconds."""
+    deadline = time.monotonic() + INDEX_WAIT
+    while not path.is_file():
+        if _failed(path).is_file():
+            raise RefusedError(503, "the search index could not be built; see the log")
+        if time.monotonic() > deadline:
+            raise RefusedError(503, f"{INDEX_BUILDING}; try again in a few seconds")
+        time.sleep(0.05)
 
 
 def _memory_message(limit: int) -> str:
@@ -556,7 +607,8 @@ def zygote_main(conn: multiprocessing.connection.Connection, source: StoreSource
         except DataError as err:
             send_control(conn, "failed", str(err))  # names the file and the line
             return
-        zygote.holder.index_for_search()
+        # Searches wait for the index; queries need not.
+        zygote.holder.index_in_background()
     guard = "off: SERVICE is allowed"
     if source.guard:
         from escap_kg.sandbox import SandboxError, install_network_guard
