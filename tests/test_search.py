@@ -10,8 +10,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from escap_kg.database import load
+from escap_kg.engine import local_engine
 from escap_kg.search import INDEX_NAME, Index, match_expression
-from escap_kg.server import create_app, local_engine
+from escap_kg.server import create_app
 from escap_kg.settings import Settings
 from escap_kg.store import KnowledgeGraph
 
