@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import itertools
 import json
 import os
 import re
@@ -134,29 +135,33 @@ def _ancestors(cls: str, parents: dict[str, set[str]], memo: dict[str, set[str]]
 def _rows(
     entries: dict[str, _Entry], parents: dict[str, set[str]]
 ) -> Iterator[tuple[int, str, str, str, str, str]]:
+    """One row per resource with texts, in the order the store gave them; each entry is let go
+    as soon as its row is made, so the texts are never held twice."""
     memo: dict[str, set[str]] = {}
     kinds: dict[str, str] = {}
-
-    def kind_name(cls: str) -> str:
-        name = kinds.get(cls)
-        if name is None:
-            entry = entries.get(cls)
-            labels = entry.labels if entry is not None else None
-            name = _best_label(labels) if labels else _local_name(cls)
-            name = kinds[cls] = name[:1].upper() + name[1:]
-        return name
-
+    for entry in entries.values():  # the names of the classes, before their entries go
+        for cls in entry.types:
+            if cls not in kinds:
+                found = entries.get(cls)
+                labels = found.labels if found is not None else None
+                name = _best_label(labels) if labels else _local_name(cls)
+                kinds[cls] = name[:1].upper() + name[1:]
     number = 0
-    for iri, entry in entries.items():
+    for iri in list(entries):
+        entry = entries.pop(iri)
         if not entry.names and not entry.body:
             continue
         # The most specific types: those no other type of the resource is a subclass of.
         broader = set().union(*(_ancestors(t, parents, memo) for t in entry.types))
-        specific = sorted(kind_name(t) for t in entry.types if t not in broader)
+        specific = sorted(kinds[t] for t in entry.types if t not in broader)
         label = _best_label(entry.labels) if entry.labels else _local_name(iri)
         number += 1
         names, body = " \u2022 ".join(entry.names), " \u2022 ".join(entry.body)
         yield number, iri, label, specific[0] if specific else "", names, body
+
+
+#: Rows written to the index at a time.
+BATCH = 5000
 
 
 def build_index(store: ox.Store, path: Path) -> float:
@@ -186,13 +191,15 @@ def build_index(store: ox.Store, path: Path) -> float:
                 );
                 """
             )
-            rows = list(_rows(entries, parents))
-            del entries
-            conn.executemany("INSERT INTO resources VALUES (?, ?, ?, ?)", (r[:4] for r in rows))
-            conn.executemany(
-                "INSERT INTO texts (rowid, names, body) VALUES (?, ?, ?)",
-                ((r[0], r[4], r[5]) for r in rows),
-            )
+            rows = _rows(entries, parents)
+            while batch := list(itertools.islice(rows, BATCH)):
+                conn.executemany(
+                    "INSERT INTO resources VALUES (?, ?, ?, ?)", (r[:4] for r in batch)
+                )
+                conn.executemany(
+                    "INSERT INTO texts (rowid, names, body) VALUES (?, ?, ?)",
+                    ((r[0], r[4], r[5]) for r in batch),
+                )
             conn.execute("INSERT INTO texts (texts, rank) VALUES ('rank', 'bm25(4.0, 1.0)')")
             conn.execute("INSERT INTO texts (texts) VALUES ('optimize')")
             conn.commit()
