@@ -258,6 +258,13 @@ def test_a_large_answer_streams_in_bounded_memory(tmp_path: Path) -> None:
     )
     server.wait(timeout=120)
     try:
+        # The search index is built by a fork of the zygote once the graph is loaded: wait for
+        # it, so that its memory is not counted as the answer's.
+        deadline = time.monotonic() + 120
+        search = f"{server.url}/api/search"
+        while httpx.get(search, params={"q": "value"}, timeout=30).status_code == 503:
+            assert time.monotonic() < deadline, "the search index was never built"
+            time.sleep(0.5)
         query = "SELECT ?s ?v WHERE { ?s <http://example.org/value> ?v }"
         # The same answer once first: the worker's caches warm up, and the pages of the graph
         # it shares with its zygote are copied as the scan touches them, so what follows
