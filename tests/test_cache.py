@@ -102,6 +102,23 @@ def test_answers_being_gathered_never_reserve_more_than_the_bound() -> None:
     assert ResultCache(0).collector(1, "off", "text/csv") is None
 
 
+def test_a_requests_bytes_find_its_answer_until_the_version_changes() -> None:
+    cache = ResultCache(64 * 1024)
+    raw = ("POST", b"", b"query=ASK%20%7B%7D", b"application/x-www-form-urlencoded", None)
+    assert cache.recall(1, raw) is None
+    cache.put(1, "job", b"yes", "text/plain")
+    cache.alias(raw, "job")
+    kept = cache.recall(1, raw)
+    assert kept is not None
+    assert kept.body == b"yes"
+    assert cache.recall(2, raw) is None, "a new version of the store forgets the bytes too"
+    cache.put(2, "job", b"yes", "text/plain")
+    assert cache.recall(2, raw) is None
+    huge = ("POST", b"", b"x" * 9000, None, None)
+    cache.alias(huge, "job")
+    assert cache.recall(2, huge) is None, "bytes over an eighth of the bound are not remembered"
+
+
 def test_a_new_version_of_the_store_drops_every_answer() -> None:
     cache = ResultCache(1024 * 1024)
     cache.put(1, "a", b"old", "text/plain")
@@ -221,6 +238,32 @@ def test_an_answer_over_a_mib_streams_and_is_kept_once_it_has_ended(
     assert again.headers["etag"].startswith('"')
     assert again.headers["x-content-type-options"] == "nosniff"
     assert get(client, query, **{"If-None-Match": again.headers["etag"]}).status_code == 304
+
+
+def test_the_same_post_is_recalled_and_another_accept_is_another_answer(
+    client: httpx.Client,
+) -> None:
+    query = "SELECT ?o WHERE { ?s <http://example.org/posted> ?o } # recalled"
+
+    def post(accept: str) -> httpx.Response:
+        response = client.post("/sparql", data={"query": query}, headers={"Accept": accept})
+        assert response.status_code == 200, response.text
+        return response
+
+    first, again = post(JSON), post(JSON)
+    assert again.content == first.content
+    assert again.headers["etag"] == first.headers["etag"]
+    assert again.headers["content-security-policy"] == first.headers["content-security-policy"]
+    as_csv = post("text/csv")
+    assert as_csv.headers["content-type"].startswith("text/csv")
+    assert as_csv.content.startswith(b"o\r\n")
+    insert_posted = client.post(
+        "/sparql",
+        content="INSERT DATA { <http://example.org/p> <http://example.org/posted> 7 }",
+        headers={"Content-Type": "application/sparql-update", "Authorization": f"Bearer {TOKEN}"},
+    )
+    assert insert_posted.status_code == 204, insert_posted.text
+    assert b'"7"' in post(JSON).content, "the same bytes after an update are run again"
 
 
 def test_errors_are_not_kept(client: httpx.Client) -> None:

@@ -19,6 +19,7 @@ import secrets
 from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass
+from typing import Any
 
 #: Calls whose value may change from one evaluation to the next, and SERVICE, whose answer
 #: comes from elsewhere: queries using them are never answered from the cache.
@@ -28,6 +29,8 @@ OVERHEAD = 512
 #: Largest answer kept that streams (over 1 MiB), besides a quarter of the cache's bound: one
 #: large answer does not push out every other.
 MAX_STREAMED_ENTRY = 16 * 1024 * 1024
+#: Most requests' bytes remembered with the key of their answer (see ``ResultCache.alias``).
+MAX_ALIASES = 16384
 
 
 def entity_tag(body: bytes) -> str:
@@ -103,6 +106,9 @@ class ResultCache:
         #: 0 at every start) never match those of an earlier run over other data.
         self.token = secrets.token_bytes(16)
         self._entries: OrderedDict[Hashable, Entry] = OrderedDict()
+        #: Requests' bytes and the key their answer is kept under (see :meth:`alias`).
+        self._aliases: dict[tuple[Any, ...], Hashable] = {}
+        self.alias_size = 0
 
     @property
     def enabled(self) -> bool:
@@ -116,6 +122,8 @@ class ResultCache:
         if generation != self.generation:
             self._entries.clear()
             self.size = 0
+            self._aliases.clear()
+            self.alias_size = 0
             self.generation = generation
 
     def get(self, generation: int, key: Hashable) -> Entry | None:
@@ -128,6 +136,29 @@ class ResultCache:
         self._entries.move_to_end(key)
         self.hits += 1
         return entry
+
+    def alias(self, raw: tuple[Any, ...], key: Hashable) -> None:
+        """Let the bytes of a request (``raw``: a tuple of str and bytes) find the answer kept
+        under ``key``, so that the same bytes again need not be parsed; the aliases are bounded
+        by :data:`MAX_ALIASES` and an eighth of the cache's bound in bytes."""
+        if raw in self._aliases:
+            return
+        cost = sum(len(part) for part in raw if part is not None) + OVERHEAD
+        if cost > self.max_bytes // 8:
+            return
+        if len(self._aliases) >= MAX_ALIASES or self.alias_size + cost > self.max_bytes // 8:
+            self._aliases.clear()
+            self.alias_size = 0
+        self._aliases[raw] = key
+        self.alias_size += cost
+
+    def recall(self, generation: int, raw: tuple[Any, ...]) -> Entry | None:
+        """The answer kept for a request with exactly these bytes (see :meth:`alias`), if any."""
+        self._follow(generation)
+        key = self._aliases.get(raw)
+        if key is None:
+            return None
+        return self.get(generation, key)
 
     def put(self, generation: int, key: Hashable, body: bytes, media_type: str) -> Entry:
         """Keep an answer (unless it alone is over the bound); the entry, kept or not."""
@@ -148,6 +179,8 @@ class ResultCache:
     def clear(self) -> None:
         self._entries.clear()
         self.size = 0
+        self._aliases.clear()
+        self.alias_size = 0
 
     @property
     def streamed_limit(self) -> int:

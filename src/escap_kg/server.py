@@ -26,7 +26,7 @@ from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
 from escap_kg import __version__, entailment
-from escap_kg.cache import Collector, ResultCache, cacheable, matches
+from escap_kg.cache import Collector, Entry, ResultCache, cacheable, matches
 from escap_kg.engine import (
     Answer,
     DumpJob,
@@ -311,6 +311,8 @@ class SparqlEntry:
         try:
             response = headers_too_large(scope["headers"])
             if response is None:
+                response, receive = await self.recall(scope, receive)
+            if response is None:
                 response = await sparql_response(self.state, scope, receive)
             await response(scope, receive, send_secured)
         except ClientDisconnect:
@@ -322,6 +324,83 @@ class SparqlEntry:
                 await failed(scope, receive, send_secured)
         finally:
             log_access(scope, started, status, complete, gone)
+
+    async def recall(self, scope: Any, receive: Any) -> tuple[Response | None, Any]:
+        """The kept answer to a request whose very bytes (method, query string, body, and the
+        Content-Type and Accept headers that say how to read them) were answered before at this
+        version of the store, found without parsing it; else None, and the ``receive`` to read
+        the request with (its body, if read here, is given again)."""
+        cache, engine = self.state.results, self.state.engine
+        if cache is None or not cache.enabled or not isinstance(engine, QueryEngine):
+            return None, receive
+        fields = dict(reversed(scope["headers"]))  # the first of repeated fields, as Request
+        body = b""
+        if scope["method"] == "POST":
+            declared = fields.get(b"content-length", b"")
+            if not declared.isdigit() or int(declared) > self.state.settings.max_body_bytes:
+                return None, receive
+            body = await read_all(receive)
+            receive = replay(body, receive)
+        raw = (
+            scope["method"],
+            scope["query_string"],
+            body,
+            fields.get(b"content-type"),
+            fields.get(b"accept"),
+        )
+        scope[RAW_REQUEST] = raw
+        entry = cache.recall(await engine.refresh(), raw)
+        if entry is None:
+            return None, receive
+        return kept_answer(
+            entry, VARY_ACCEPT, scope["method"], fields.get(b"if-none-match")
+        ), receive
+
+
+#: The scope key under which :class:`SparqlEntry` leaves a request's bytes, so that its answer,
+#: once kept, can be recalled by them.
+RAW_REQUEST = "escap_kg.raw_request"
+VARY_ACCEPT = [(b"vary", b"Accept")]
+
+
+async def read_all(receive: Any) -> bytes:
+    """A request body of a declared length (within the limit), straight from the server."""
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            raise ClientDisconnect
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def replay(body: bytes, receive: Any) -> Any:
+    """A ``receive`` that gives ``body`` (already read) first, then what the server says."""
+    given = False
+
+    async def again() -> Any:
+        nonlocal given
+        if given:
+            return await receive()
+        given = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return again
+
+
+def kept_answer(
+    entry: Entry, fields: list[tuple[bytes, bytes]], method: str, if_none_match: bytes | None
+) -> Whole:
+    """A kept answer with these header fields besides its own, or ``304`` to a GET whose
+    ``If-None-Match`` names it."""
+    if (
+        method == "GET"
+        and if_none_match is not None
+        and matches(if_none_match.decode("latin-1"), entry.etag)
+    ):
+        return Whole(304, [*fields, (b"etag", entry.etag.encode("ascii"))])
+    return Whole(200, [*entry.fields, *fields], entry.body)
 
 
 class Application(FastAPI):
@@ -862,12 +941,17 @@ async def _answer(
         entry = cache.put(generation, job, answer.body, answer.media_type)
     else:
         chosen = headers(entry.media_type)
+    raw = request.scope.get(RAW_REQUEST)
+    if raw is not None:
+        cache.alias(raw, job)
     fields = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in chosen.items()]
-    if request.method == "GET":
-        if_none_match = request.headers.get("if-none-match")
-        if if_none_match is not None and matches(if_none_match, entry.etag):
-            return Whole(304, [*fields, (b"etag", entry.etag.encode("ascii"))])
-    return Whole(200, [*entry.fields, *fields], entry.body)
+    if_none_match = request.headers.get("if-none-match")
+    return kept_answer(
+        entry,
+        fields,
+        request.method,
+        None if if_none_match is None else if_none_match.encode("latin-1"),
+    )
 
 
 async def _run_update(request: Request, state: State, op: Operation) -> Response:
