@@ -166,6 +166,40 @@ def test_other_upgrade_requests_are_served_as_http_1_1(server: LiveServer, upgra
         assert_ask_on(sock, server)
 
 
+def test_a_head_request_gets_its_head_at_once_and_the_connection_goes_on(
+    server: LiveServer,
+) -> None:
+    """A response's head is held for its body; a HEAD answer, which has none, still leaves."""
+    with connect(server) as sock:
+        sock.sendall(b"HEAD /static/pages/site.css HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            assert chunk, f"closed before the head: {data!r}"
+            data += chunk
+        head, rest = data.split(b"\r\n\r\n", 1)
+        assert head.startswith(b"HTTP/1.1 200 OK"), head
+        assert b"\r\nx-content-type-options: nosniff" in head
+        assert rest == b"", "no body after the head of a HEAD answer"
+        assert_ask_on(sock, server)
+
+
+def test_pipelined_requests_are_answered_in_order_each_whole(server: LiveServer) -> None:
+    with connect(server) as sock:
+        ask = f"GET /sparql?query={quote('ASK {}')} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        sock.sendall(
+            (
+                ask
+                + "Accept: text/csv\r\n\r\n"
+                + ask
+                + "Accept: application/sparql-results+json\r\n\r\n"
+            ).encode()
+        )
+        first, second = read_response(sock), read_response(sock)
+        assert first[1][b"content-type"].startswith(b"text/csv"), first
+        assert json.loads(second[2])["boolean"] is True
+
+
 def test_connect_is_refused(server: LiveServer) -> None:
     with connect(server) as sock:
         sock.sendall(b"CONNECT example.org:443 HTTP/1.1\r\nHost: example.org:443\r\n\r\n")
