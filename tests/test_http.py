@@ -49,15 +49,21 @@ def jdk_request(port: int, method: str, target: str, body: bytes = b"", kind: st
     return head + b"\r\n"
 
 
-def read_response(sock: socket.socket) -> tuple[bytes, dict[bytes, bytes], bytes]:
-    """One HTTP/1.1 response from ``sock``: status line, headers (lower-cased names) and body
-    (by Content-Length or chunked)."""
+def read_head(sock: socket.socket) -> tuple[bytes, bytes]:
+    """A response head from ``sock``, and what came after it."""
     data = b""
     while b"\r\n\r\n" not in data:
         chunk = sock.recv(65536)
         assert chunk, f"connection closed before a response head: {data!r}"
         data += chunk
     head, rest = data.split(b"\r\n\r\n", 1)
+    return head, rest
+
+
+def read_response(sock: socket.socket) -> tuple[bytes, dict[bytes, bytes], bytes]:
+    """One HTTP/1.1 response from ``sock``: status line, headers (lower-cased names) and body
+    (by Content-Length or chunked)."""
+    head, rest = read_head(sock)
     status, *lines = head.split(b"\r\n")
     headers = {k.strip().lower(): v.strip() for k, v in (line.split(b":", 1) for line in lines)}
 
@@ -172,12 +178,7 @@ def test_a_head_request_gets_its_head_at_once_and_the_connection_goes_on(
     """A response's head is held for its body; a HEAD answer, which has none, still leaves."""
     with connect(server) as sock:
         sock.sendall(b"HEAD /static/pages/site.css HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-        data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = sock.recv(65536)
-            assert chunk, f"closed before the head: {data!r}"
-            data += chunk
-        head, rest = data.split(b"\r\n\r\n", 1)
+        head, rest = read_head(sock)
         assert head.startswith(b"HTTP/1.1 200 OK"), head
         assert b"\r\nx-content-type-options: nosniff" in head
         assert rest == b"", "no body after the head of a HEAD answer"
