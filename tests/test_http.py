@@ -185,22 +185,6 @@ def test_a_head_request_gets_its_head_at_once_and_the_connection_goes_on(
         assert_ask_on(sock, server)
 
 
-def test_pipelined_requests_are_answered_in_order_each_whole(server: LiveServer) -> None:
-    with connect(server) as sock:
-        ask = f"GET /sparql?query={quote('ASK {}')} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-        sock.sendall(
-            (
-                ask
-                + "Accept: text/csv\r\n\r\n"
-                + ask
-                + "Accept: application/sparql-results+json\r\n\r\n"
-            ).encode()
-        )
-        first, second = read_response(sock), read_response(sock)
-        assert first[1][b"content-type"].startswith(b"text/csv"), first
-        assert json.loads(second[2])["boolean"] is True
-
-
 def test_connect_is_refused(server: LiveServer) -> None:
     with connect(server) as sock:
         sock.sendall(b"CONNECT example.org:443 HTTP/1.1\r\nHost: example.org:443\r\n\r\n")
