@@ -63,6 +63,62 @@ def test_an_answer_over_the_bound_is_not_kept_and_zero_keeps_nothing() -> None:
     assert len(off) == 0
 
 
+def test_a_streamed_answer_is_kept_once_it_ends_whole_within_its_limit() -> None:
+    cache = ResultCache(8 * 1024)
+    assert cache.streamed_limit == 2 * 1024
+    whole = cache.collector(1, "whole", "text/csv")
+    assert whole is not None
+    for piece in (b"a" * 600, b"b" * 600):
+        whole.add(piece)
+    assert cache.get(1, "whole") is None, "not before it has ended"
+    whole.done()
+    kept = cache.get(1, "whole")
+    assert kept is not None
+    assert kept.body == b"a" * 600 + b"b" * 600
+    assert dict(kept.fields)[b"content-type"] == b"text/csv; charset=utf-8"
+    assert dict(kept.fields)[b"content-length"] == b"1200"
+    too_big = cache.collector(1, "too big", "text/csv")
+    cut_off = cache.collector(1, "cut off", "text/csv")
+    assert too_big is not None
+    assert cut_off is not None
+    too_big.add(b"x" * 3000)
+    too_big.done()
+    cut_off.add(b"y" * 100)
+    cut_off.drop()  # the stream stopped short
+    cut_off.done()
+    assert cache.get(1, "too big") is None
+    assert cache.get(1, "cut off") is None
+    assert cache.gathering == 0, "every reservation returned"
+
+
+def test_answers_being_gathered_never_reserve_more_than_the_bound() -> None:
+    cache = ResultCache(8 * 1024)
+    gathering = [cache.collector(1, n, "text/csv") for n in range(5)]
+    assert [c is not None for c in gathering] == [True, True, True, True, False]
+    first = gathering[0]
+    assert first is not None
+    first.drop()
+    assert cache.collector(1, "again", "text/csv") is not None
+    assert ResultCache(0).collector(1, "off", "text/csv") is None
+
+
+def test_a_requests_bytes_find_its_answer_until_the_version_changes() -> None:
+    cache = ResultCache(64 * 1024)
+    raw = ("POST", b"", b"query=ASK%20%7B%7D", b"application/x-www-form-urlencoded", None)
+    assert cache.recall(1, raw) is None
+    cache.put(1, "job", b"yes", "text/plain")
+    cache.alias(raw, "job")
+    kept = cache.recall(1, raw)
+    assert kept is not None
+    assert kept.body == b"yes"
+    assert cache.recall(2, raw) is None, "a new version of the store forgets the bytes too"
+    cache.put(2, "job", b"yes", "text/plain")
+    assert cache.recall(2, raw) is None
+    huge = ("POST", b"", b"x" * 9000, None, None)
+    cache.alias(huge, "job")
+    assert cache.recall(2, huge) is None, "bytes over an eighth of the bound are not remembered"
+
+
 def test_a_new_version_of_the_store_drops_every_answer() -> None:
     cache = ResultCache(1024 * 1024)
     cache.put(1, "a", b"old", "text/plain")
@@ -166,6 +222,48 @@ def test_the_dataset_of_the_request_is_part_of_the_key(client: httpx.Client) -> 
     )
     assert count(empty) == 0
     assert count(get(client, query)) == whole > 0
+
+
+def test_an_answer_over_a_mib_streams_and_is_kept_once_it_has_ended(
+    client: httpx.Client,
+) -> None:
+    query = "SELECT ?s ?p ?o ?n WHERE { ?s ?p ?o VALUES ?n { 1 2 3 4 } } # streamed, kept"
+    first = get(client, query)
+    assert first.status_code == 200, first.text
+    assert len(first.content) > 1024 * 1024, "the query must give an answer that streams"
+    assert "etag" not in first.headers, "streamed: its tag is not known before it ends"
+    again = get(client, query)
+    assert again.content == first.content
+    assert again.headers["content-length"] == str(len(first.content))
+    assert again.headers["etag"].startswith('"')
+    assert again.headers["x-content-type-options"] == "nosniff"
+    assert get(client, query, **{"If-None-Match": again.headers["etag"]}).status_code == 304
+
+
+def test_the_same_post_is_recalled_and_another_accept_is_another_answer(
+    client: httpx.Client,
+) -> None:
+    query = "SELECT ?o WHERE { ?s <http://example.org/posted> ?o } # recalled"
+
+    def post(accept: str) -> httpx.Response:
+        response = client.post("/sparql", data={"query": query}, headers={"Accept": accept})
+        assert response.status_code == 200, response.text
+        return response
+
+    first, again = post(JSON), post(JSON)
+    assert again.content == first.content
+    assert again.headers["etag"] == first.headers["etag"]
+    assert again.headers["content-security-policy"] == first.headers["content-security-policy"]
+    as_csv = post("text/csv")
+    assert as_csv.headers["content-type"].startswith("text/csv")
+    assert as_csv.content.startswith(b"o\r\n")
+    insert_posted = client.post(
+        "/sparql",
+        content="INSERT DATA { <http://example.org/p> <http://example.org/posted> 7 }",
+        headers={"Content-Type": "application/sparql-update", "Authorization": f"Bearer {TOKEN}"},
+    )
+    assert insert_posted.status_code == 204, insert_posted.text
+    assert b'"7"' in post(JSON).content, "the same bytes after an update are run again"
 
 
 def test_errors_are_not_kept(client: httpx.Client) -> None:

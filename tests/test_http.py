@@ -49,15 +49,21 @@ def jdk_request(port: int, method: str, target: str, body: bytes = b"", kind: st
     return head + b"\r\n"
 
 
-def read_response(sock: socket.socket) -> tuple[bytes, dict[bytes, bytes], bytes]:
-    """One HTTP/1.1 response from ``sock``: status line, headers (lower-cased names) and body
-    (by Content-Length or chunked)."""
+def read_head(sock: socket.socket) -> tuple[bytes, bytes]:
+    """A response head from ``sock``, and what came after it."""
     data = b""
     while b"\r\n\r\n" not in data:
         chunk = sock.recv(65536)
         assert chunk, f"connection closed before a response head: {data!r}"
         data += chunk
     head, rest = data.split(b"\r\n\r\n", 1)
+    return head, rest
+
+
+def read_response(sock: socket.socket) -> tuple[bytes, dict[bytes, bytes], bytes]:
+    """One HTTP/1.1 response from ``sock``: status line, headers (lower-cased names) and body
+    (by Content-Length or chunked)."""
+    head, rest = read_head(sock)
     status, *lines = head.split(b"\r\n")
     headers = {k.strip().lower(): v.strip() for k, v in (line.split(b":", 1) for line in lines)}
 
@@ -163,6 +169,19 @@ def test_other_upgrade_requests_are_served_as_http_1_1(server: LiveServer, upgra
         assert status == b"HTTP/1.1 200 OK"
         assert headers[b"content-type"].startswith(b"text/html")
         assert b"<html" in page
+        assert_ask_on(sock, server)
+
+
+def test_a_head_request_gets_its_head_at_once_and_the_connection_goes_on(
+    server: LiveServer,
+) -> None:
+    """A response's head is held for its body; a HEAD answer, which has none, still leaves."""
+    with connect(server) as sock:
+        sock.sendall(b"HEAD /static/pages/site.css HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        head, rest = read_head(sock)
+        assert head.startswith(b"HTTP/1.1 200 OK"), head
+        assert b"\r\nx-content-type-options: nosniff" in head
+        assert rest == b"", "no body after the head of a HEAD answer"
         assert_ask_on(sock, server)
 
 

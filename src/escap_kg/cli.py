@@ -1039,6 +1039,10 @@ def _run_server(application: Any, settings: Settings, host: str, port: int, what
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
     )
+    # The format uses none of these: not looking them up for every record (a line per request)
+    # spares a fifth of the cost of the access log (the logging HOWTO's "Optimization").
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+    logging._srcfile = None
     # Our own access log replaces uvicorn's, which would print each GET's query text.
     # No WebSocket protocol: an Upgrade request is served as the HTTP/1.1 request it also is.
     # uvicorn counts the connection asking in its limit, hence the one added.

@@ -131,6 +131,8 @@ class EndpointProtocol(HttpToolsProtocol):
         extensions[DELIVERED] = self._delivered
         self.scope["extensions"] = extensions
         super().on_headers_complete()
+        if self.cycle is not None:
+            self.cycle.transport = _HeadWithBody(self.transport, self.loop)  # type: ignore[assignment]
 
     def on_message_complete(self) -> None:
         """The request body ended."""
@@ -237,3 +239,45 @@ class EndpointProtocol(HttpToolsProtocol):
 
     def _peer(self) -> str:
         return f"{self.client[0]}:{self.client[1]}" if self.client else "-"
+
+
+class _HeadWithBody:
+    """The connection as one response's writer sees it: the response head is held until the
+    body's first bytes, and both leave in one write (one system call and one TCP segment for a
+    small answer, where uvicorn makes two). A head with no body after it in the same turn of
+    the event loop (a ``HEAD``, a pause for flow control) leaves at the end of that turn."""
+
+    __slots__ = ("head", "loop", "transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self.transport = transport
+        self.loop = loop
+        #: The head, until it is written; b"" once it has been.
+        self.head: bytes | None = None
+
+    def write(self, data: bytes) -> None:
+        """The first write (the head) is held; the next goes out with it."""
+        head = self.head
+        if head is None:
+            self.head = data
+            self.loop.call_soon(self.flush)
+        elif head:
+            self.head = b""
+            self.transport.writelines((head, data))
+        else:
+            self.transport.write(data)
+
+    def flush(self) -> None:
+        """Write the head if it is still held."""
+        head = self.head
+        if head:
+            self.head = b""
+            if not self.transport.is_closing():
+                self.transport.write(head)
+
+    def close(self) -> None:
+        self.flush()
+        self.transport.close()
+
+    def is_closing(self) -> bool:
+        return self.transport.is_closing()

@@ -30,6 +30,7 @@ import contextlib
 import logging
 import multiprocessing.connection
 import os
+import pickle
 import select
 import signal
 import socket
@@ -186,6 +187,11 @@ class StartError(EngineError):
     and the line)."""
 
 
+def _settle(future: asyncio.Future[bool], value: bool) -> None:
+    if not future.done():
+        future.set_result(value)
+
+
 def _kill_by_pidfd(pidfd: int) -> None:
     with contextlib.suppress(OSError):
         signal.pidfd_send_signal(pidfd, signal.SIGKILL)
@@ -211,6 +217,12 @@ class _Forked:
         self.jobs = 0
         #: Lowered to the lowest CPU priority (for good): retired once its job ends.
         self.demoted = False
+        self._poll = select.poll()
+        self._poll.register(conn.fileno(), select.POLLIN)
+
+    def readable(self) -> bool:
+        """Whether a frame (or the end of the connection) is there to read now."""
+        return bool(self._poll.poll(0))
 
     def wait_ready(self, timeout: float) -> None:
         try:
@@ -262,32 +274,39 @@ class _Lease:
     async def recv(self) -> bytes | None:
         """The next frame, or None when the deadline passed; raises EOFError on a crash.
 
-        The event loop watches the socket itself: no thread hand-off on the hot path.
+        The event loop watches the socket itself: no thread hand-off on the hot path. Whether
+        a frame is already there is one ``poll`` call (``Connection.poll`` builds a selector
+        each time); the deadline is a timer on the loop, not a ``wait_for`` per frame.
         """
         conn = self.worker.conn
-        if not conn.poll(0):
+        if not self.worker.readable():
             remaining = None if self.deadline == float("inf") else self.deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 return None
-            readable: asyncio.Future[None] = self.loop.create_future()
+            readable: asyncio.Future[bool] = self.loop.create_future()
             fd = conn.fileno()
-
-            def wake() -> None:
-                if not readable.done():
-                    readable.set_result(None)
-
-            self.loop.add_reader(fd, wake)
+            self.loop.add_reader(fd, _settle, readable, True)
+            timer = (
+                None
+                if remaining is None
+                else self.loop.call_later(remaining, _settle, readable, False)
+            )
             try:
-                await asyncio.wait_for(readable, remaining)
-            except TimeoutError:
-                return None
+                if not await readable:
+                    return None
             finally:
+                if timer is not None:
+                    timer.cancel()
                 self.loop.remove_reader(fd)
                 # Some event loops (uvloop) leave a watched descriptor non-blocking; a frame
                 # larger than the socket buffer must then still be read whole.
                 os.set_blocking(fd, True)
         # A frame is written whole by the worker; once its first bytes are here the rest follows.
         return conn.recv_bytes()
+
+    def send(self, job: object) -> None:
+        """Send a job (pickled as ``Connection.send`` does, without its per-call pickler)."""
+        self.worker.conn.send_bytes(pickle.dumps(job, pickle.HIGHEST_PROTOCOL))
 
     def release(self) -> None:
         if not self.done:
@@ -736,7 +755,7 @@ class QueryEngine:
     ) -> tuple[tuple[str, str] | None, bytes, bool]:
         """Send a job; read its head and the answer until it ends or :data:`BUFFER` bytes came."""
         try:
-            lease.worker.conn.send(job)
+            lease.send(job)
         except OSError:
             raise _crashed(self.max_query_memory) from None
         head: tuple[str, str] | None = None
@@ -751,6 +770,8 @@ class QueryEngine:
                     return head, b"".join(parts), False
             elif message[0] == "head":
                 head = (message[1], message[2])
+            elif message[0] == "whole":
+                return (message[1], message[2]), message[3], True
             elif message[0] == "end":
                 parts.append(message[1])
                 return head, b"".join(parts), True

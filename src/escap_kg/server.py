@@ -23,9 +23,10 @@ from fastapi.responses import PlainTextResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
+from starlette.types import Receive, Scope, Send
 
 from escap_kg import __version__, entailment
-from escap_kg.cache import ResultCache, cacheable, matches
+from escap_kg.cache import Collector, Entry, ResultCache, cacheable, matches
 from escap_kg.engine import (
     Answer,
     DumpJob,
@@ -127,7 +128,7 @@ def create_app(
             gc.unfreeze()
             await running.close()
 
-    app = FastAPI(
+    app = Application(
         title="escap-kg",
         summary="SPARQL endpoint and query catalogue of ESCAP's work on international migration",
         version=__version__,
@@ -152,6 +153,7 @@ def create_app(
     app.add_middleware(HeaderLimits)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(AccessLog)
+    app.sparql_entry = SparqlEntry(state)
     _install_error_handlers(app)
     app.mount("/static", StaticFiles(packages=[("escap_kg", "static")]), name="static")
     _add_sparql_routes(app, state)
@@ -198,23 +200,29 @@ class AccessLog:
         except ClientDisconnect:
             gone = True
         finally:
-            if access_log.isEnabledFor(logging.INFO):
-                client = scope.get("client") or ("-", 0)
-                elapsed = (time.perf_counter() - started) * 1000
-                path = scope.get("path", "")
-                if access_log.isEnabledFor(logging.DEBUG) and scope.get("query_string"):
-                    path += "?" + scope["query_string"].decode("latin-1")
-                access_log.info(
-                    "%s %s %s %d %.1fms%s",
-                    client[0],
-                    scope["method"].translate(LOG_ESCAPES),
-                    path.translate(LOG_ESCAPES),
-                    status,
-                    elapsed,
-                    " incomplete: the connection closed before the whole request body arrived"
-                    if gone
-                    else ("" if complete else " incomplete"),
-                )
+            log_access(scope, started, status, complete, gone)
+
+
+def log_access(scope: Any, started: float, status: int, complete: bool, gone: bool) -> None:
+    """The access log's line for a request (see :class:`AccessLog`), if the log is on."""
+    if not access_log.isEnabledFor(logging.INFO):
+        return
+    client = scope.get("client") or ("-", 0)
+    elapsed = (time.perf_counter() - started) * 1000
+    path = scope.get("path", "")
+    if access_log.isEnabledFor(logging.DEBUG) and scope.get("query_string"):
+        path += "?" + scope["query_string"].decode("latin-1")
+    access_log.info(
+        "%s %s %s %d %.1fms%s",
+        client[0],
+        scope["method"].translate(LOG_ESCAPES),
+        path.translate(LOG_ESCAPES),
+        status,
+        elapsed,
+        " incomplete: the connection closed before the whole request body arrived"
+        if gone
+        else ("" if complete else " incomplete"),
+    )
 
 
 #: Control characters as ``\\xNN``, for log lines.
@@ -235,31 +243,201 @@ CONTENT_SECURITY_POLICY = (
 
 class SparqlFastPath:
     """Hands requests to /sparql straight to the SPARQL handler, past the framework's routing,
-    exception and dependency layers: the hot path of a query endpoint. Errors become the same
-    plain-text answers the routed handler gives; everything else goes on to the application."""
+    exception and dependency layers: the hot path of a query endpoint for browsers (the requests
+    :class:`SparqlEntry` leaves to the whole stack, for CORS). Errors become the same plain-text
+    answers the routed handler gives; everything else goes on to the application."""
 
     def __init__(self, app: Any, state: State) -> None:
         self.app = app
         self.state = state
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        handler = self.state.sparql_handler
         if (
             scope["type"] != "http"
             or scope["path"] != "/sparql"
             or scope["method"] not in ("GET", "POST")
-            or handler is None
+            or self.state.sparql_handler is None
         ):
             await self.app(scope, receive, send)
             return
-        try:
-            response = await handler(Request(scope, receive))
-        except (ProtocolError, EngineError) as exc:
-            headers = exc.headers if isinstance(exc, ProtocolError) else {}
-            response = PlainTextResponse(
-                exc.message + "\n", status_code=exc.status, headers=headers
-            )
+        response = await sparql_response(self.state, scope, receive)
         await response(scope, receive, send)
+
+
+async def sparql_response(state: State, scope: Any, receive: Any) -> Response:
+    """The SPARQL handler's response to a request, its errors as plain-text answers."""
+    assert state.sparql_handler is not None  # noqa: S101 - checked by the callers
+    try:
+        return await state.sparql_handler(Request(scope, receive))
+    except (ProtocolError, EngineError) as exc:
+        headers = exc.headers if isinstance(exc, ProtocolError) else {}
+        return PlainTextResponse(exc.message + "\n", status_code=exc.status, headers=headers)
+
+
+class SparqlEntry:
+    """Requests to /sparql from clients that send no ``Origin`` (scripts, libraries, other
+    endpoints: nearly all queries), answered before any of the application's middleware, with
+    what those layers give every answer: the header limits (``431``), the security headers, the
+    access log's line, and plain-text errors (``500`` for a fault of ours, logged). Each layer
+    costs a closure and an await per message, a third of the time of a small query's request.
+
+    A request with an ``Origin`` (a browser; CORS) takes the whole stack, where
+    :class:`SparqlFastPath` answers it with the same handler.
+    """
+
+    def __init__(self, state: State) -> None:
+        self.state = state
+
+    def takes(self, scope: Any) -> bool:
+        """Whether this request is one to answer here."""
+        if scope["method"] not in ("GET", "POST") or self.state.sparql_handler is None:
+            return False
+        return all(name != b"origin" for name, _ in scope["headers"])
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        started = time.perf_counter()
+        status = 0
+        complete = gone = False
+
+        async def send_secured(message: Any) -> None:
+            nonlocal status, complete
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message = {**message, "headers": secured(message.get("headers", []))}
+            elif not message.get("more_body"):
+                complete = True
+            await send(message)
+
+        try:
+            response = headers_too_large(scope["headers"])
+            if response is None:
+                response, receive = await self.recall(scope, receive)
+            if response is None:
+                response = await sparql_response(self.state, scope, receive)
+            await response(scope, receive, send_secured)
+        except ClientDisconnect:
+            gone = True
+        except Exception:
+            log.exception("unexpected error on %s %s", scope["method"], scope["path"])
+            if not status:
+                failed = PlainTextResponse("internal error; it has been logged\n", status_code=500)
+                await failed(scope, receive, send_secured)
+        finally:
+            log_access(scope, started, status, complete, gone)
+
+    async def recall(self, scope: Any, receive: Any) -> tuple[Response | None, Any]:
+        """The kept answer to a request whose very bytes (method, query string, body, and the
+        Content-Type and Accept headers that say how to read them) were answered before at this
+        version of the store, found without parsing it; else None, and the ``receive`` to read
+        the request with (its body, if read here, is given again)."""
+        cache, engine = self.state.results, self.state.engine
+        if cache is None or not cache.enabled or not isinstance(engine, QueryEngine):
+            return None, receive
+        fields = dict(reversed(scope["headers"]))  # the first of repeated fields, as Request
+        body = b""
+        if scope["method"] == "POST":
+            declared = fields.get(b"content-length", b"")
+            if not declared.isdigit() or int(declared) > self.state.settings.max_body_bytes:
+                return None, receive
+            body = await read_all(receive)
+            receive = replay(body, receive)
+        raw = (
+            scope["method"],
+            scope["query_string"],
+            body,
+            fields.get(b"content-type"),
+            fields.get(b"accept"),
+        )
+        scope[RAW_REQUEST] = raw
+        entry = cache.recall(await engine.refresh(), raw)
+        if entry is None:
+            return None, receive
+        return kept_answer(
+            entry, VARY_ACCEPT, scope["method"], fields.get(b"if-none-match")
+        ), receive
+
+
+#: The scope key under which :class:`SparqlEntry` leaves a request's bytes, so that its answer,
+#: once kept, can be recalled by them.
+RAW_REQUEST = "escap_kg.raw_request"
+VARY_ACCEPT = [(b"vary", b"Accept")]
+
+
+async def read_all(receive: Any) -> bytes:
+    """A request body of a declared length (within the limit), straight from the server."""
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            raise ClientDisconnect
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def replay(body: bytes, receive: Any) -> Any:
+    """A ``receive`` that gives ``body`` (already read) first, then what the server says."""
+    given = False
+
+    async def again() -> Any:
+        nonlocal given
+        if given:
+            return await receive()
+        given = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return again
+
+
+def kept_answer(
+    entry: Entry, fields: list[tuple[bytes, bytes]], method: str, if_none_match: bytes | None
+) -> Whole:
+    """A kept answer with these header fields besides its own, or ``304`` to a GET whose
+    ``If-None-Match`` names it."""
+    if (
+        method == "GET"
+        and if_none_match is not None
+        and matches(if_none_match.decode("latin-1"), entry.etag)
+    ):
+        return Whole(304, [*fields, (b"etag", entry.etag.encode("ascii"))])
+    return Whole(200, [*entry.fields, *fields], entry.body)
+
+
+class Application(FastAPI):
+    """The FastAPI application, with requests to /sparql that need no CORS handed to its
+    :class:`SparqlEntry` (set by :func:`create_app`) before any middleware."""
+
+    sparql_entry: SparqlEntry | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        entry = self.sparql_entry
+        if (
+            entry is not None
+            and scope["type"] == "http"
+            and scope["path"] == "/sparql"
+            and entry.takes(scope)
+        ):
+            scope["app"] = self
+            await entry(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
+class Whole(Response):
+    """A whole answer whose header fields are ready (an answer kept in the result cache): sent
+    as it is, with nothing built per request."""
+
+    def __init__(self, status: int, fields: list[tuple[bytes, bytes]], body: bytes = b"") -> None:
+        self.status_code = status
+        self.raw_headers = fields
+        self.body = body
+        self.background = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send(
+            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+        )
+        await send({"type": "http.response.body", "body": self.body})
 
 
 class ConditionalPages:
@@ -331,17 +509,24 @@ class HeaderLimits:
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
-            headers = scope.get("headers", [])
-            size = sum(len(k) + len(v) + 4 for k, v in headers)
-            if size > MAX_HEADER_BYTES or len(headers) > MAX_HEADER_FIELDS:
-                message = (
-                    f"request headers too large: at most {MAX_HEADER_FIELDS} fields and "
-                    f"{MAX_HEADER_BYTES:,} bytes\n"
-                )
-                response = PlainTextResponse(message, status_code=431)
-                await response(scope, receive, send)
+            refusal = headers_too_large(scope.get("headers", []))
+            if refusal is not None:
+                await refusal(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+def headers_too_large(headers: Any) -> Response | None:
+    """The ``431`` answer to request header fields over the limits, or None."""
+    if len(headers) <= MAX_HEADER_FIELDS and (
+        sum(len(k) + len(v) + 4 for k, v in headers) <= MAX_HEADER_BYTES
+    ):
+        return None
+    message = (
+        f"request headers too large: at most {MAX_HEADER_FIELDS} fields and "
+        f"{MAX_HEADER_BYTES:,} bytes\n"
+    )
+    return PlainTextResponse(message, status_code=431)
 
 
 class SecurityHeaders:
@@ -358,17 +543,23 @@ class SecurityHeaders:
 
         async def send_with_headers(message: Any) -> None:
             if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                # A response with a policy of its own (the reconciliation preview, shown in
-                # OpenRefine's frame) keeps it, and may be framed.
-                own = any(k.lower() == b"content-security-policy" for k, _ in headers)
-                headers.extend(h for h in SECURITY_HEADERS if not own or h[0] != b"x-frame-options")
-                if not own:
-                    headers.append((b"content-security-policy", CONTENT_SECURITY_POLICY))
-                message = {**message, "headers": headers}
+                message = {**message, "headers": secured(message.get("headers", []))}
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+#: The security headers with the policy, as most responses get them.
+SECURED = (*SECURITY_HEADERS, (b"content-security-policy", CONTENT_SECURITY_POLICY))
+
+
+def secured(headers: Any) -> list[tuple[bytes, bytes]]:
+    """A response's header fields with the security headers added (see :class:`SecurityHeaders`)."""
+    # A response with a policy of its own (the reconciliation preview, shown in OpenRefine's
+    # frame) keeps it, and may be framed.
+    if not any(k.lower() == b"content-security-policy" for k, _ in headers):
+        return [*headers, *SECURED]
+    return [*headers, *(h for h in SECURITY_HEADERS if h[0] != b"x-frame-options")]
 
 
 class AnswerStream(StreamingResponse):
@@ -458,17 +649,32 @@ class UndeliveredError(EngineError):
 
 
 def answer_response(
-    answer: Answer, media_type: str, headers: dict[str, str], settings: Settings | None = None
+    answer: Answer,
+    media_type: str,
+    headers: dict[str, str],
+    settings: Settings | None = None,
+    keep: Collector | None = None,
 ) -> Response:
-    """A small answer whole; a large one streamed from its spool, within the time limit."""
+    """A small answer whole; a large one streamed from its spool, within the time limit (and
+    given to ``keep`` as it goes, to be kept once it has ended)."""
     if answer.rest is None:
         return Response(answer.body, media_type=media_type, headers=headers)
     rest = answer.rest
 
     async def chunks() -> AsyncIterator[bytes]:
-        yield answer.body
-        async for chunk in rest:
-            yield chunk
+        try:
+            if keep is not None:
+                keep.add(answer.body)
+            yield answer.body
+            async for chunk in rest:
+                if keep is not None:
+                    keep.add(chunk)
+                yield chunk
+            if keep is not None:
+                keep.done()
+        finally:
+            if keep is not None:
+                keep.drop()
 
     stream = AnswerStream(chunks(), media_type=media_type, headers=headers)
     stream.deadline = answer.deadline
@@ -531,14 +737,21 @@ async def read_body(request: Request, limit: int) -> bytes:
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise ProtocolError(413, f"the request body is larger than the limit of {limit:,} bytes")
     chunks, size = [], 0
-    async for chunk in request.stream():
+    receive = request.receive
+    while True:
+        # Read from the server directly: no generator per request, as Request.stream() makes.
+        message = await receive()
+        if message["type"] != "http.request":
+            raise ClientDisconnect
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise ProtocolError(
                 413, f"the request body is larger than the limit of {limit:,} bytes"
             )
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _decode(data: bytes, what: str) -> str:
@@ -572,9 +785,19 @@ def _parse_pairs(text: str, what: str) -> dict[str, list[str]]:
     return params
 
 
+def query_string(request: Request) -> str:
+    """The request's query string, as it came (``request.url.query`` builds the whole URL)."""
+    try:
+        return str(request.scope.get("query_string", b"").decode())
+    except UnicodeDecodeError:
+        raise ProtocolError(
+            400, "the query string has bytes that are not UTF-8; percent-encode them"
+        ) from None
+
+
 async def parse_operation(request: Request, settings: Settings) -> Operation:
     """Read a SPARQL protocol request (GET, POST form, POST direct) into an :class:`Operation`."""
-    url_params = _parse_pairs(request.url.query, "query string")
+    url_params = _parse_pairs(query_string(request), "query string")
     if request.method == "GET":
         if "update" in url_params:
             raise ProtocolError(400, "a SPARQL update must be sent with POST, not GET")
@@ -695,26 +918,40 @@ async def _answer(
 ) -> Response:
     """A query's answer, with ``headers(media type)``: from the result cache when the same
     request was answered at this version of the store, and ``304`` to a GET whose
-    ``If-None-Match`` names it. An answer that streams is neither kept nor tagged."""
+    ``If-None-Match`` names it. A large answer streams; it is kept once it has ended, if it fits
+    (see :meth:`ResultCache.collector`), and tagged from then on."""
     engine, cache = state.engine, state.results
-    if cache is None or not isinstance(engine, QueryEngine) or not cacheable(job.text):
-        answer = await engine.query(job, state.settings.query_timeout)
+    timeout = state.settings.query_timeout
+    if cache is None or not isinstance(engine, QueryEngine):
+        answer = await engine.query(job, timeout)
         return answer_response(
             answer, answer.media_type, headers(answer.media_type), state.settings
         )
     generation = await engine.refresh()
+    # Looked up first: only answers that may be kept are ever there.
     entry = cache.get(generation, job)
     if entry is None:
-        answer = await engine.query(job, state.settings.query_timeout)
+        answer = await engine.query(job, timeout)
+        chosen = headers(answer.media_type)
+        if not cacheable(job.text):
+            return answer_response(answer, answer.media_type, chosen, state.settings)
         if answer.rest is not None:
-            return answer_response(
-                answer, answer.media_type, headers(answer.media_type), state.settings
-            )
+            keep = cache.collector(generation, job, answer.media_type)
+            return answer_response(answer, answer.media_type, chosen, state.settings, keep)
         entry = cache.put(generation, job, answer.body, answer.media_type)
-    tagged = headers(entry.media_type) | {"ETag": entry.etag}
-    if request.method == "GET" and matches(request.headers.get("if-none-match"), entry.etag):
-        return Response(status_code=304, headers=tagged)
-    return Response(entry.body, media_type=entry.media_type, headers=tagged)
+    else:
+        chosen = headers(entry.media_type)
+    raw = request.scope.get(RAW_REQUEST)
+    if raw is not None:
+        cache.alias(raw, job)
+    fields = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in chosen.items()]
+    if_none_match = request.headers.get("if-none-match")
+    return kept_answer(
+        entry,
+        fields,
+        request.method,
+        None if if_none_match is None else if_none_match.encode("latin-1"),
+    )
 
 
 async def _run_update(request: Request, state: State, op: Operation) -> Response:

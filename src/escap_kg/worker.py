@@ -9,9 +9,10 @@ forked afterwards reads exactly the values the update produced (``UUID()``, ``NO
 nodes...). Workers inspect each query themselves (its form, SERVICE, its size), so a hostile
 text costs the server's event loop nothing.
 
-Messages to the server are frames: ``D`` + answer bytes; ``E`` + the last answer bytes (a small
-answer is a single frame); ``H`` + the format and media type of the answer that follows; or
-``C`` + a pickled control tuple: ``("ready", pid, guard)``, ``("ok", ...)``, ``("error",
+Messages to the server are frames: ``D`` + answer bytes; ``E`` + the last answer bytes; ``H`` +
+the format and media type of the answer that follows; ``W`` + the format and media type, a
+newline and the whole answer (a small answer is this single frame); or ``C`` + a pickled
+control tuple: ``("ready", pid, guard)``, ``("ok", ...)``, ``("error",
 status, message)``.
 """
 
@@ -55,7 +56,7 @@ from escap_kg.jobs import (
 from escap_kg.search import INDEX_BUILDING
 from escap_kg.sparql import Scan
 
-DATA, CONTROL, LAST, HEAD = b"D", b"C", b"E", b"H"
+DATA, CONTROL, LAST, HEAD, WHOLE = b"D", b"C", b"E", b"H", b"W"
 
 
 @dataclass(frozen=True)
@@ -90,12 +91,17 @@ def send_control(conn: multiprocessing.connection.Connection, *message: object) 
 
 
 def decode(raw: bytes) -> Any:
-    """Answer bytes, ``("end", bytes)``, ``("head", format, media type)`` or a control tuple."""
+    """Answer bytes, ``("end", bytes)``, ``("head", format, media type)``, ``("whole", format,
+    media type, bytes)`` or a control tuple."""
     kind = raw[:1]
     if kind == DATA:
         return raw[1:]
     if kind == LAST:
         return ("end", raw[1:])
+    if kind == WHOLE:
+        newline = raw.index(b"\n")
+        fmt, _, media = raw[1:newline].decode().partition(" ")
+        return ("whole", fmt, media, raw[newline + 1 :])
     if kind == HEAD:
         fmt, _, media = raw[1:].decode().partition(" ")
         return ("head", fmt, media)
@@ -117,6 +123,8 @@ class _ChunkWriter:
         self.limit = limit
         self.buffer = bytearray()
         self.size = 0
+        #: The format and media type of the answer, sent with its first bytes (see ``W``).
+        self.head = b""
 
     def write(self, data: bytes) -> int:
         self.size += len(data)
@@ -124,6 +132,9 @@ class _ChunkWriter:
             raise _TooLargeError
         self.buffer += data
         if len(self.buffer) >= CHUNK:
+            if self.head:
+                self.conn.send_bytes(HEAD + self.head)
+                self.head = b""
             self.conn.send_bytes(DATA + self.buffer)
             self.buffer = bytearray()
         return len(data)
@@ -132,8 +143,13 @@ class _ChunkWriter:
         return None
 
     def close(self) -> None:
-        """Send what is left together with the end of the answer, in one frame."""
-        self.conn.send_bytes(LAST + self.buffer)
+        """Send what is left together with the end of the answer (and its head, if it is all
+        of it), in one frame."""
+        if self.head:
+            self.conn.send_bytes(WHOLE + self.head + b"\n" + self.buffer)
+            self.head = b""
+        else:
+            self.conn.send_bytes(LAST + self.buffer)
         self.buffer = bytearray()
 
 
@@ -228,7 +244,7 @@ class Worker:
         except SyntaxError as err:
             message = syntax_message(err, text, len(prologue))
             raise RefusedError(400, f"malformed query: {message}") from None
-        self.conn.send_bytes(HEAD + f"{fmt} {media}".encode())
+        writer.head = f"{fmt} {media}".encode()
         if isinstance(result, ox.QueryTriples):
             if fmt not in GRAPH_FORMATS:
                 raise RefusedError(406, f"a graph cannot be written as {fmt!r}")
@@ -290,7 +306,7 @@ class Worker:
             hits = self._searcher.search(job.q, job.limit, job.kinds)
         except SearchError as err:
             raise RefusedError(err.status, err.message) from None
-        self.conn.send_bytes(HEAD + b"json application/json")
+        writer.head = b"json application/json"
         writer.write(hits_json(hits))
 
     def index_for_search(self, store: ox.Store | None = None) -> None:
