@@ -346,10 +346,10 @@ class _Connection:
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
-    async def post(self) -> int:
+    async def post(self, request: bytes | None = None) -> int:
         if self.reader is None or self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
-        self.writer.write(self.request)
+        self.writer.write(request or self.request)
         reader = self.reader
         status_line = await reader.readline()
         if not status_line:
@@ -418,9 +418,11 @@ def floor(url: str, runs: int = 500) -> tuple[float, float]:
     return asyncio.run(_floor(url, runs, True)), asyncio.run(_floor(url, runs, False))
 
 
-def _request(url: str, query: BenchQuery) -> tuple[str, int, bytes]:
+def _request(url: str, query: BenchQuery, tag: str = "") -> tuple[str, int, bytes]:
+    """The POST of ``query``, its text made unique by a comment naming ``tag`` if one is given."""
     parsed = httpx.URL(url)
-    body = str(httpx.QueryParams({"query": query.text})).encode()
+    text = f"{query.text}\n# {tag}\n" if tag else query.text
+    body = str(httpx.QueryParams({"query": text})).encode()
     head = (
         f"POST {parsed.raw_path.decode()} HTTP/1.1\r\nHost: {parsed.host}:{parsed.port}\r\n"
         f"Content-Type: application/x-www-form-urlencoded\r\nAccept: {SELECT_TYPE}\r\n"
@@ -438,13 +440,16 @@ async def _throughput(
     started = loop.time()
     deadline = started + duration
 
-    async def one_client() -> None:
+    async def one_client(client: int) -> None:
         nonlocal ok, errors
         connection = _Connection(host, port, request)
+        sent = 0
         try:
             while loop.time() < deadline:
+                # Every request a new text (cold), so a result cache cannot answer it.
+                sent += 1
                 try:
-                    status = await connection.post()
+                    status = await connection.post(_request(url, query, f"{client}-{sent}")[2])
                 except (OSError, ValueError, IndexError, asyncio.IncompleteReadError):
                     connection.close()
                     errors += 1
@@ -459,7 +464,7 @@ async def _throughput(
         finally:
             connection.close()
 
-    tasks = [asyncio.create_task(one_client()) for _ in range(clients)]
+    tasks = [asyncio.create_task(one_client(n)) for n in range(clients)]
     await asyncio.wait(tasks, timeout=duration + 2)
     for task in tasks:
         task.cancel()
@@ -582,12 +587,14 @@ def server_specs(
                 "--bind",
                 f"127.0.0.1:{port}",
                 "--union-default-graph",
-                "--timeout-s",
-                t,
             ],
             path="/query",
         )
     )
+    # Oxigraph's servers run without --timeout-s: it starts a thread per query, and under the
+    # 8-client test those threads exhaust memory mappings and the server dies ("failed to set up
+    # alternative stack guard page"), which would make its throughput look lower than it is.
+    # The client's time limit still bounds every query.
     specs.append(
         ServerSpec(
             OXI_MEM,
@@ -599,8 +606,6 @@ def server_specs(
                 "--bind",
                 f"127.0.0.1:{port}",
                 "--union-default-graph",
-                "--timeout-s",
-                t,
             ],
             http_load=[
                 ("/store", embedded, "application/n-quads"),
@@ -1041,7 +1046,9 @@ def targets(results: list[SizeResult], queries: list[BenchQuery]) -> list[Target
     else:
         out.append(Target(name, "NOT RUN", "no floor measured"))
     for size in ("100k", "1M"):
-        name = f"2. {{c}}-client throughput >= 1.0x oxigraph-mem at {size}"
+        name = (
+            f"2. {{c}}-client throughput (every request a new text) >= 1.0x oxigraph-mem at {size}"
+        )
         if (t := missing(name, size)) is not None:
             out.append(t)
             continue
@@ -1253,7 +1260,8 @@ def _render_size(sr: SizeResult, queries: list[BenchQuery], args: argparse.Names
         "### Servers",
         "",
         "| server | load | ready | ASK {} floor, unique / repeated (ms) | throughput, "
-        f"{args.clients} clients, {args.duration:g} s (req/s) | RSS / PSS at start | "
+        f"{args.clients} clients, {args.duration:g} s, each request a new text (req/s) | "
+        "RSS / PSS at start | "
         "RSS / PSS after the queries and the throughput test | peak RSS / PSS | notes |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
