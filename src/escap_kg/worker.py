@@ -356,9 +356,11 @@ class Worker:
             build_index(self.store, path)
             code = 0
         except BaseException as err:
+            # Its folder gone, the server has stopped (and removed it): nothing to report.
             with contextlib.suppress(BaseException):
-                print(f"escap-kg: could not build the search index: {err}", file=sys.stderr)
-                _failed(path).write_text(str(err))
+                if path.parent.is_dir():
+                    print(f"escap-kg: could not build the search index: {err}", file=sys.stderr)
+                    _failed(path).write_text(str(err))
         finally:
             os._exit(code)
 
@@ -644,6 +646,9 @@ def main(argv: Sequence[str]) -> None:
     Each EXTRA is a file path and a graph IRI separated by a tab. ``--zygote`` names the process
     in process lists, where its forks show the same command line.
     """
+    # Ctrl-C at a terminal reaches the whole foreground process group: the server stops the
+    # engine, which ends these processes, so they do not die of it mid-job with a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _, fd, guard, _, max_memory, option, path, *extra = argv
     source = StoreSource(
         snapshot=Path(path) if option == "--snapshot" else None,
@@ -652,7 +657,10 @@ def main(argv: Sequence[str]) -> None:
         guard=guard == "--guard",
         max_memory=int(max_memory),
     )
-    zygote_main(multiprocessing.connection.Connection(int(fd)), source)
+    try:
+        zygote_main(multiprocessing.connection.Connection(int(fd)), source)
+    except (BrokenPipeError, ConnectionResetError):
+        return  # the server is gone (stopped while the graph loaded): nothing to answer
 
 
 if __name__ == "__main__":
