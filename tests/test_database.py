@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import re
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -171,6 +172,12 @@ def test_cli_load_and_serve_errors(tmp_path: Path, extra: Path) -> None:
     done = runner.invoke(cli, ["load", "--db", str(db), str(extra)])
     assert done.exit_code == 0, done.output
     assert "quads" in done.stdout
+    # The time of each step, which add up to no more than the whole.
+    line = next(x for x in done.stdout.splitlines() if x.startswith("loaded "))
+    whole = float(re.search(r"quads, ([\d.]+) s \(", line)[1])  # type: ignore[index]
+    steps = dict(re.findall(r"(bulk load|entailment|search index) ([\d.]+) s", line))
+    assert set(steps) == {"bulk load", "entailment", "search index"}, line
+    assert sum(map(float, steps.values())) <= whole + 0.15, line
     missing = runner.invoke(cli, ["load", "--db", str(db), str(tmp_path / "nowhere.ttl")])
     assert missing.exit_code == 2
     assert "nowhere.ttl: file not found" in missing.stderr

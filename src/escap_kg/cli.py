@@ -712,9 +712,10 @@ def load(
         table.add_row(str(path), graph, f"{size:,}")
     console = _console()
     console.print(table)
+    steps = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in result.steps.items())
     console.print(
         f"loaded {len(result.files)} file(s) into {result.database}: {result.quads:,} quads, "
-        f"{result.seconds:.1f} s, {result.disk_bytes / 2**20:,.1f} MiB on disk",
+        f"{result.seconds:.1f} s ({steps}), {result.disk_bytes / 2**20:,.1f} MiB on disk",
         markup=False,
     )
 

@@ -320,6 +320,9 @@ class LoadReport:
     quads: int = 0
     seconds: float = 0.0
     disk_bytes: int = 0
+    #: Seconds of each step that took any: the bulk load of the files, the entailed graph, the
+    #: search index (the rest is the copy of the current store, our own files and the swap).
+    steps: dict[str, float] = field(default_factory=dict)
 
 
 class _Counting:
@@ -448,15 +451,19 @@ def _load_locked(
             quads = parse_file(sf, base_iri)
             store.extend(quads)
             report.files.append((sf.path, sf.graph, sf.path.stat().st_size))
+        step = time.monotonic()
         for sf in extra:
             size = sf.path.stat().st_size
             advance = progress(sf.path, size) if progress else None
             _bulk_load(store, sf, advance, staging)
             report.files.append((sf.path, sf.graph, size))
+        step = _timed(report, "bulk load", step)
         entailment.refresh(store, entailment.entailed_graph(base_iri))
         store.flush()
         report.quads = len(store)
+        step = _timed(report, "entailment", step)
         build_index(store, staging / INDEX_NAME)  # swapped and pinned with the store
+        _timed(report, "search index", step)
         del store
         _swap(staging, database)
     except OSError as err:
@@ -467,6 +474,13 @@ def _load_locked(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return report
+
+
+def _timed(report: LoadReport, step: str, since: float) -> float:
+    """Note the seconds ``step`` took since ``since``; the time now."""
+    now = time.monotonic()
+    report.steps[step] = now - since
+    return now
 
 
 def _plain(err: OSError) -> str:
