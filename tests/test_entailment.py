@@ -179,6 +179,8 @@ def test_load_builds_the_entailed_graph_on_disk(tmp_path: Path, settings: Settin
 # The direct method and the rules derive the same graph --------------------------------------------
 
 EX = "https://example.org/"
+RDFS = "http://www.w3.org/2000/01/rdf-schema#"
+RDF_TYPE = "http://www.w3.org/1999/02/22-rdf-syntax-ns#type"
 HIERARCHY = f"""
 @prefix rdfs: <http://www.w3.org/2000/01/rdf-schema#> .
 @prefix owl: <http://www.w3.org/2002/07/owl#> .
@@ -237,3 +239,34 @@ def test_refresh_derives_what_the_rules_derive(extra: str) -> None:
     )
     # Idempotent: a second refresh finds the same graph.
     assert entailment.refresh(fast, ENTAILED).triples == done.triples
+
+
+def _many_pairs(store: ox.Store) -> None:
+    """A hierarchy of 12 classes and 6 properties (about 40 pairs of a term and a super-term)
+    and a few thousand statements using them, so the pairs' queries run several at a time."""
+    lines = []
+    for i in range(1, 12):
+        lines.append(f"<{EX}C{i}> <{RDFS}subClassOf> <{EX}C{(i - 1) // 2}> .")
+    for i in range(1, 6):
+        lines.append(f"<{EX}p{i}> <{RDFS}subPropertyOf> <{EX}p{i - 1}> .")
+    for n in range(3000):
+        lines.append(f"<{EX}i{n}> <{RDF_TYPE}> <{EX}C{n % 12}> .")
+        lines.append(f'<{EX}i{n}> <{EX}p{n % 6}> "v{n}" .')
+    store.load("\n".join(lines).encode(), format=ox.RdfFormat.N_TRIPLES,
+               to_graph=ox.NamedNode(f"{EX}g1"))  # fmt: skip
+
+
+@pytest.mark.parametrize("where", ["memory", "disk"])
+def test_the_pairs_derived_on_threads_and_loaded_meanwhile_equal_the_rules(
+    where: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A batch per few queries: each is bulk-loaded while the next few queries run.
+    monkeypatch.setattr(entailment, "_BATCH_BYTES", 1)
+    fast = ox.Store(str(tmp_path / "db")) if where == "disk" else ox.Store()
+    slow = ox.Store()
+    for store in (fast, slow):
+        _many_pairs(store)
+    done = entailment.refresh(fast, ENTAILED)
+    entailment.refresh_by_rules(slow, ENTAILED)
+    assert done.triples == len(_entailed(slow)) > 6000
+    assert _entailed(fast) == _entailed(slow)

@@ -16,8 +16,10 @@ or ``rdfs:subPropertyOf``) does it run the rules themselves until nothing more i
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import pyoxigraph as ox
@@ -246,26 +248,56 @@ def _derive(store: ox.Store, entailed: ox.NamedNode) -> bool:
     # statement feeds another pair's rule. The answers go into the graph as N-Triples through
     # the bulk loader, far faster than as an update's inserts on disk (without a transaction:
     # loads build a staging copy of the store, and updates are not atomic over the rules).
-    pending = bytearray()
+    queries = []
     for template, closed in ((_PAIR_TYPES, classes), (_PAIR_PROPERTIES, properties)):
         for sub, supers in closed.items():
             for sup in supers:
                 if isinstance(sub, ox.NamedNode) and isinstance(sup, ox.NamedNode):
-                    found = store.query(template.format(entailed=entailed, sub=sub, sup=sup))
-                    assert isinstance(found, ox.QueryTriples)  # noqa: S101 - a CONSTRUCT
-                    pending += found.serialize(format=ox.RdfFormat.N_TRIPLES) or b""
-                    if len(pending) >= _BATCH_BYTES:
-                        _load(store, entailed, pending)
-                        pending = bytearray()
+                    queries.append(template.format(entailed=entailed, sub=sub, sup=sup))
                 elif template is _PAIR_TYPES:
                     # A blank node in a query's text would be a variable.
                     _types_of_blank_pair(store, entailed, sub, sup)
-    _load(store, entailed, pending)
+    _derive_in_threads(store, entailed, queries)
     return True
 
 
+def _derive_in_threads(store: ox.Store, entailed: ox.NamedNode, queries: list[str]) -> None:
+    """Run the pairs' queries on threads (the engine evaluates without Python's lock), a few
+    at a time, while one more thread bulk-loads the answers so far: at 1M statements 1.6 s on
+    two cores instead of 3.6 s on one. The queries never read the entailed graph, which is the
+    only one the bulk loader (not a transaction) writes."""
+    threads = max(1, min(_THREADS, os.cpu_count() or 1))
+
+    def derived(query: str) -> bytes:
+        found = store.query(query)
+        assert isinstance(found, ox.QueryTriples)  # noqa: S101 - a CONSTRUCT
+        return found.serialize(format=ox.RdfFormat.N_TRIPLES) or b""
+
+    pending = bytearray()
+    with (
+        ThreadPoolExecutor(threads, thread_name_prefix="entailment") as pool,
+        ThreadPoolExecutor(1, thread_name_prefix="entailment-load") as loader,
+    ):
+        loading: Future[None] | None = None
+        for start in range(0, len(queries), 2 * threads):
+            for answer in pool.map(derived, queries[start : start + 2 * threads]):
+                pending += answer
+            if len(pending) >= _BATCH_BYTES:
+                if loading is not None:
+                    loading.result()  # one batch in memory at a time, besides the next
+                loading = loader.submit(_load, store, entailed, pending)
+                pending = bytearray()
+        if loading is not None:
+            loading.result()
+    _load(store, entailed, pending)
+
+
+#: Threads that evaluate the pairs' queries at once, at most (and no more than the cores).
+_THREADS = 4
+
+
 #: Derived statements, as N-Triples, collected before each bulk load into the entailed graph.
-_BATCH_BYTES = 64 * 2**20
+_BATCH_BYTES = 8 * 2**20
 
 
 def _load(store: ox.Store, entailed: ox.NamedNode, triples: bytearray) -> None:
