@@ -894,15 +894,12 @@ def serve(
         console.print(f"escap-kg: error: {err}", markup=False)
         raise typer.Exit(EXIT_INVALID) from None
     try:
-        from escap_kg.server import create_app
-
         what = built.what
         if built.loading:
             # Extra files may not parse: wait for the zygote to load them before serving, so an
             # error ends the start naming the file. Our own graph has parsed already.
             what = built.loaded(_wait_for_loads(built.engine, built.loading))
-        application = create_app(built.settings, engine=built.engine)
-        _run_server(application, built.settings, host, port, what)
+        _run_server(built.settings, built.engine, host, port, what)
     finally:
         built.release()
 
@@ -1008,9 +1005,13 @@ def _load_with_progress(
         )
 
 
-def _run_server(application: Any, settings: Settings, host: str, port: int, what: str) -> None:
+def _run_server(settings: Settings, engine: Any, host: str, port: int, what: str) -> None:
+    """Serve over ``engine``: SPARQL as soon as it is up, the rest once the web application is
+    built (see :mod:`escap_kg.boot`)."""
     import uvicorn
 
+    from escap_kg.boot import Boot
+    from escap_kg.endpoint import new_state
     from escap_kg.http import EndpointProtocol
 
     shown = f"[{host}]" if ":" in host else host
@@ -1036,7 +1037,12 @@ def _run_server(application: Any, settings: Settings, host: str, port: int, what
                 "  SPARQL Update is enabled (Authorization: Bearer <token>)", markup=False
             )
 
-    application.state.on_ready = announce
+    def build(state: Any) -> Any:
+        from escap_kg.server import create_app
+
+        return create_app(state=state)
+
+    application = Boot(new_state(settings, engine), build, on_ready=announce)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
     )

@@ -12,8 +12,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from fastapi import Request, Response
-from pydantic import BaseModel, Field
+from starlette.requests import Request
+from starlette.responses import Response
 
 from escap_kg.engine import Answer, EngineError, QueryEngine, QueryJob, UpdateJob
 from escap_kg.jobs import SearchJob
@@ -149,16 +149,6 @@ async def dataset_stats(state: State) -> DatasetStats:
     return stats
 
 
-class SearchHit(BaseModel):
-    """One resource a search found."""
-
-    iri: str
-    label: str = Field(description="The resource's name")
-    kind: str = Field(description="Its most specific type, e.g. Finding or Seminar")
-    snippet: str = Field(description="HTML: the matching text, escaped, with matches in <mark>")
-    score: float = Field(description="Relevance (BM25): higher is better")
-
-
 async def search_hits(
     state: State, q: str, limit: int = 20, kinds: Sequence[str] = ()
 ) -> list[dict[str, Any]]:
@@ -182,7 +172,6 @@ __all__ = [
     "Download",
     "Engine",
     "ProtocolError",
-    "SearchHit",
     "State",
     "answer_of",
     "cached_description",
