@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import pyoxigraph as ox
@@ -266,6 +265,9 @@ def _derive_in_threads(store: ox.Store, entailed: ox.NamedNode, queries: list[st
     at a time, while one more thread bulk-loads the answers so far: at 1M statements 1.6 s on
     two cores instead of 3.6 s on one. The queries never read the entailed graph, which is the
     only one the bulk loader (not a transaction) writes."""
+    # Imported here: the workers import this module, and start faster without it.
+    from concurrent.futures import Future, ThreadPoolExecutor
+
     threads = max(1, min(_THREADS, os.cpu_count() or 1))
 
     def derived(query: str) -> bytes:
