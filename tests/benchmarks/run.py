@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import compileall
 import contextlib
 import json
 import math
@@ -1606,6 +1607,9 @@ def main(argv: list[str] | None = None) -> int:
     if not any(q.kind == "selective" for q in queries):
         queries = [q for q in load_queries() if q.kind == "selective"] + queries
     DATA.mkdir(parents=True, exist_ok=True)
+    # Timed as installed: with the package's bytecode written (an editable install under
+    # PYTHONDONTWRITEBYTECODE would compile every module at every start, the zygote's too).
+    compileall.compile_dir(ROOT / "src", quiet=1)
     with_db = escap_has_db()
     print(f"escap-kg load/serve --db available: {with_db}", file=sys.stderr)
     only = set(args.servers.split(",")) if args.servers else None
