@@ -272,3 +272,108 @@ def test_an_upstream_store_has_no_search(settings: Settings) -> None:
     assert response.status_code == 501
     assert response.text.count("\n") == 1
     assert "upstream" in response.text
+
+
+# The index the server builds in the background, from the files rather than the store -------------
+
+
+def _index_rows(path: Path) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+    import sqlite3
+
+    with sqlite3.connect(path) as conn:
+        resources = conn.execute("SELECT * FROM resources ORDER BY id").fetchall()
+        texts = conn.execute("SELECT rowid, names, body FROM texts ORDER BY rowid").fetchall()
+    return resources, texts
+
+
+def test_the_index_of_the_loaded_files_is_the_index_of_the_store(
+    tmp_path: Path, kg: KnowledgeGraph
+) -> None:
+    import pyoxigraph as ox
+
+    from escap_kg import entailment
+    from escap_kg.search import build_index
+    from escap_kg.store import SourceFile, statements
+    from tests.benchmarks.generate import write_file
+
+    snapshot = tmp_path / "snapshot.nq"
+    snapshot.write_bytes(kg.nquads())
+    extra = tmp_path / "extra.nt"
+    write_file(extra, 3000, seed=7)
+    store = ox.Store()
+    store.load(path=str(snapshot), format=ox.RdfFormat.N_QUADS)
+    store.load(path=str(extra), format=ox.RdfFormat.N_TRIPLES,
+               to_graph=ox.NamedNode("https://w3id.org/escap-kg/graph/extra/extra"))  # fmt: skip
+    assert entailment.refresh(store).triples > 1000  # the store holds more than the files
+    build_index(store, tmp_path / "from-store.sqlite")
+    files = [SourceFile(snapshot, "", "snapshot"), SourceFile(extra, "", "extra")]
+    build_index((s for f in files for s in statements(f)), tmp_path / "from-files.sqlite")
+    from_store = _index_rows(tmp_path / "from-store.sqlite")
+    assert len(from_store[0]) > 500
+    assert _index_rows(tmp_path / "from-files.sqlite") == from_store
+
+
+def test_a_file_changed_after_it_was_loaded_is_indexed_as_the_store_holds_it(
+    tmp_path: Path,
+) -> None:
+    import os
+
+    from escap_kg.search import build_index
+    from escap_kg.worker import StoreSource, Worker
+
+    label = "<https://example.org/a> <http://www.w3.org/2000/01/rdf-schema#label>"
+    extra = tmp_path / "extra.ttl"
+    extra.write_text(f'{label} "alpha" .\n')
+    snapshot = tmp_path / "snapshot.nq"
+    snapshot.write_bytes(b"")
+    source = StoreSource(snapshot=snapshot, extra=((extra, "https://example.org/g"),))
+    worker = Worker(None, source)  # type: ignore[arg-type]  # no server: it only loads
+    worker.open()
+    assert worker.files_unchanged()  # indexed from the files
+    # Changed on disk after the load: the index must say what the store holds ("alpha").
+    extra.write_text(f'{label} "omega" .\n')
+    os.utime(extra, ns=(1, 1))
+    assert not worker.files_unchanged()  # indexed from the store, then
+    assert worker.store is not None
+    build_index(worker.store, tmp_path / "index.sqlite")
+    found = Index(tmp_path / "index.sqlite")
+    assert [h.iri for h in found.search("alpha")] == ["https://example.org/a"]
+    assert found.search("omega") == []
+
+
+@pytest.mark.slow
+def test_the_index_builder_ends_when_the_zygote_that_started_it_ends(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    from tests.test_faults import write_ntriples
+
+    big = write_ntriples(tmp_path / "big.nt", 600_000, "big")
+    # A stand-in for the zygote: starts the builder as the zygote does, then waits to be killed.
+    parent = subprocess.Popen(
+        [sys.executable, "-c", (
+            "import os, subprocess, sys, time\n"
+            "p = subprocess.Popen([sys.executable, '-m', 'escap_kg.worker', '--index', "
+            f"str(os.getpid()), {str(tmp_path / 'index.sqlite')!r}, {str(big)!r}])\n"
+            "print(p.pid, flush=True)\n"
+            "time.sleep(60)\n"
+        )],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert parent.stdout is not None
+    builder = int(parent.stdout.readline())
+    time.sleep(1.0)  # the builder is reading the file
+    assert Path(f"/proc/{builder}").exists()
+    assert Path(f"/proc/{builder}/stat").read_text().rsplit(")", 1)[1].split()[16] == "10"
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 5
+    while Path(f"/proc/{builder}").exists() and time.monotonic() < deadline:
+        stat = Path(f"/proc/{builder}/stat").read_text().rsplit(")", 1)[1].split()
+        if stat[0] == "Z":
+            break  # ended, waiting to be reaped
+        time.sleep(0.05)
+    else:
+        assert not Path(f"/proc/{builder}").exists(), "the builder outlived its parent"
+    assert not (tmp_path / "index.sqlite").exists()

@@ -14,11 +14,12 @@ import ctypes
 import errno
 import os
 import platform
+import signal
 import struct
 import sys
 from dataclasses import dataclass
 
-__all__ = ["SandboxError", "guard_supported", "install_network_guard"]
+__all__ = ["SandboxError", "die_with_parent", "guard_supported", "install_network_guard"]
 
 
 class SandboxError(RuntimeError):
@@ -47,6 +48,7 @@ _IO_URING_SETUP = 425  # the same number on both
 _X32_SYSCALL_BIT = 0x40000000
 
 # <linux/prctl.h>, <linux/seccomp.h>, <linux/filter.h>
+_PR_SET_PDEATHSIG = 1
 _PR_SET_NO_NEW_PRIVS = 38
 _SECCOMP_SET_MODE_FILTER = 1
 _SECCOMP_GET_ACTION_AVAIL = 2
@@ -185,3 +187,17 @@ def install_network_guard() -> None:
         raise SandboxError(f"cannot install the seccomp filter: {os.strerror(ctypes.get_errno())}")
     if result > 0:
         raise SandboxError(f"cannot install the seccomp filter: thread {result} refused it")
+
+
+def die_with_parent(parent: int) -> None:
+    """Have the kernel kill this process (SIGKILL) when ``parent``, the process that started
+    it, ends; exit at once if it has already. Raises SandboxError where prctl is missing."""
+    libc = _libc()
+    if libc.prctl(
+        ctypes.c_int(_PR_SET_PDEATHSIG),
+        ctypes.c_ulong(signal.SIGKILL),
+        *(ctypes.c_ulong(0) for _ in range(3)),
+    ):
+        raise SandboxError(f"cannot set the parent-death signal: {os.strerror(ctypes.get_errno())}")
+    if os.getppid() != parent:
+        os._exit(0)  # the parent ended before the signal was set

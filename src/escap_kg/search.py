@@ -90,7 +90,9 @@ def _rank(predicate: str, literal: ox.Literal) -> int:
     return LABELS.index(predicate) * 2 + (0 if english else 1)
 
 
-def _collect(quads: Iterable[ox.Quad]) -> tuple[dict[str, _Entry], dict[str, set[str]]]:
+def _collect(
+    quads: Iterable[ox.Quad | ox.Triple],
+) -> tuple[dict[str, _Entry], dict[str, set[str]]]:
     entries: dict[str, _Entry] = {}
     parents: dict[str, set[str]] = {}
     for quad in quads:
@@ -135,8 +137,9 @@ def _ancestors(cls: str, parents: dict[str, set[str]], memo: dict[str, set[str]]
 def _rows(
     entries: dict[str, _Entry], parents: dict[str, set[str]]
 ) -> Iterator[tuple[int, str, str, str, str, str]]:
-    """One row per resource with texts, in the order the store gave them; each entry is let go
-    as soon as its row is made, so the texts are never held twice."""
+    """One row per resource with texts, in the order of their IRIs (so the index is the same
+    whatever order the statements came in); each entry is let go as soon as its row is made, so
+    the texts are never held twice."""
     memo: dict[str, set[str]] = {}
     kinds: dict[str, str] = {}
     for entry in entries.values():  # the names of the classes, before their entries go
@@ -147,7 +150,7 @@ def _rows(
                 name = _best_label(labels) if labels else _local_name(cls)
                 kinds[cls] = name[:1].upper() + name[1:]
     number = 0
-    for iri in list(entries):
+    for iri in sorted(entries):
         entry = entries.pop(iri)
         if not entry.names and not entry.body:
             continue
@@ -156,7 +159,8 @@ def _rows(
         specific = sorted(kinds[t] for t in entry.types if t not in broader)
         label = _best_label(entry.labels) if entry.labels else _local_name(iri)
         number += 1
-        names, body = " \u2022 ".join(entry.names), " \u2022 ".join(entry.body)
+        # Each in sorted order, like the rows: the same whatever order the statements came in.
+        names, body = " \u2022 ".join(sorted(entry.names)), " \u2022 ".join(sorted(entry.body))
         yield number, iri, label, specific[0] if specific else "", names, body
 
 
@@ -164,9 +168,15 @@ def _rows(
 BATCH = 5000
 
 
-def build_index(store: ox.Store, path: Path) -> float:
-    """Index every literal of ``store`` (all graphs) into a new SQLite file at ``path``, one
-    document per resource (its names, and its other texts); the seconds it took.
+def build_index(source: ox.Store | Iterable[ox.Quad | ox.Triple], path: Path) -> float:
+    """Index every literal of ``source`` (a store, all its graphs; or the statements it was
+    loaded from) into a new SQLite file at ``path``, one document per resource (its names, and
+    its other texts); the seconds it took.
+
+    The statements a store was loaded from give the same index as the store: what it adds, the
+    entailed graph, repeats a stated text under a super-property (a text is indexed once per
+    resource, and no super-property of ours is a name) and adds super-classes (which a
+    resource's kind, its most specific type, leaves out).
 
     Written beside ``path`` first and renamed into place, so a reader never sees half an index.
     Raises OSError if it cannot be written.
@@ -174,7 +184,10 @@ def build_index(store: ox.Store, path: Path) -> float:
     started = time.monotonic()
     partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
     partial.unlink(missing_ok=True)
-    entries, parents = _collect(store.quads_for_pattern(None, None, None, None))
+    statements = (
+        source.quads_for_pattern(None, None, None, None) if isinstance(source, ox.Store) else source
+    )
+    entries, parents = _collect(statements)
     try:
         conn = sqlite3.connect(partial)
         try:

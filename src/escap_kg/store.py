@@ -208,6 +208,16 @@ def load_into(store: ox.Store, source: SourceFile) -> None:
             store.load(path=str(source.path), **options)
 
 
+def statements(source: SourceFile) -> Iterator[ox.Triple | ox.Quad]:
+    """The statements of a file as parsed, one at a time (memory stays flat).
+
+    Raises :class:`DataError` with the line of the first syntax error.
+    """
+    fmt = rdf_format(source.path)
+    with _open_rdf(source) as stream:
+        yield from ox.parse(stream, format=fmt, base_iri=source.path.resolve().as_uri())
+
+
 def check_parses(source: SourceFile) -> int:
     """Parse a file without keeping it (memory stays flat); the number of triples or quads.
 
