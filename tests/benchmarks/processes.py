@@ -3,8 +3,8 @@ gives as the profile behind each figure.
 
 A server's process group is split by role: ``server`` (the process started: the web tier, or
 the whole of an Oxigraph server), ``zygote`` (escap-kg's process holding the graph, which forks
-the workers), ``worker`` (the forks that evaluate queries) and ``search index`` (the zygote's
-fork that indexes the graph at low priority, told apart by its niceness, 10).
+the workers), ``worker`` (the forks that evaluate queries) and ``search index`` (the process
+the zygote starts to index the graph at low priority, told apart by its niceness, 10).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from tests.proc import kib, stat_fields
 #: Clock ticks per second of /proc's CPU times (``getconf CLK_TCK``; 100 on Linux).
 TICKS = 100
 ROLES = ("server", "zygote", "worker", "search index")
-#: The niceness the zygote's search-index fork gives itself.
+#: The niceness the search index's builder gives itself.
 INDEX_NICE = 10
 
 

@@ -1525,17 +1525,15 @@ def _explain(results: list[SizeResult]) -> list[str]:
             + "; ".join(parts)
             + f", against Oxigraph's {_mib(oxi.end_rss_kib)} RSS. The zygote holds the graph "
             "once and the workers share its pages, but Oxigraph's in-memory store writes to "
-            "the pages a query reads (a fork that only iterates the store gains that many "
-            "private pages), so each worker's copy-on-write copies "
-            "grow with the scans it has run; the web tier is a Python process with FastAPI, "
-            "rdflib and the pages, and holds the result cache (up to `--cache-bytes`, 64 MiB, "
-            "filled by the throughput test's new texts). At start the search-index fork is "
-            "still running: iterating the store copies the pages it reads (about 310 MiB at "
-            "1M, measured in a fork), and its per-resource texts take about 180 MiB of Python "
-            "objects (tracemalloc) until it exits. What would close it: the graph in memory "
-            "the workers map read-only (which the engine does not offer), fewer workers, the "
-            "index built from the source files rather than the store, or `serve --db`, whose "
-            "workers share the operating system's page cache."
+            "the pages a query reads (a fork that only iterates the 1M store gains 313 MiB of "
+            "private pages), so each worker's copy-on-write copies grow with the scans it has "
+            "run; the web tier is a Python process with FastAPI, rdflib and the pages, and "
+            "holds the result cache (up to `--cache-bytes`, 64 MiB, filled by the throughput "
+            "test's new texts). At start the search index is still being built, from the "
+            "loaded files, by a process of its own (about 220 MiB at 1M until it exits; as a "
+            "fork of the zygote it took 570 MiB). What would close it: the graph in memory "
+            "the workers map read-only (which the engine does not offer), fewer workers, or "
+            "`serve --db`, whose workers share the operating system's page cache."
         )
     return out
 
