@@ -218,19 +218,6 @@ def statements(source: SourceFile) -> Iterator[ox.Triple | ox.Quad]:
         yield from ox.parse(stream, format=fmt, base_iri=source.path.resolve().as_uri())
 
 
-def check_parses(source: SourceFile) -> int:
-    """Parse a file without keeping it (memory stays flat); the number of triples or quads.
-
-    Raises :class:`DataError` with the line of the first syntax error.
-    """
-    fmt = rdf_format(source.path)
-    count = 0
-    with _open_rdf(source) as stream:
-        for _ in ox.parse(stream, format=fmt, base_iri=source.path.resolve().as_uri()):
-            count += 1
-    return count
-
-
 def _position(err: SyntaxError) -> tuple[int | None, int | None]:
     if err.lineno is not None:
         return err.lineno, err.offset
